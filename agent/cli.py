@@ -1,0 +1,137 @@
+"""The `vesalius` command line: ask, chat, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import click
+
+from agent.answer import Answer
+from agent.config import Settings, load_settings
+from agent.errors import AgentError
+from agent.render import render_text
+from agent.service import Vesalius
+from retrieval import KnowledgeError
+from vision import StudyError
+
+USER_ERRORS = (AgentError, StudyError, KnowledgeError)
+DEMO_QUESTION = "Is there a pleural effusion on this CT, and what is the attenuation of the tissue?"
+
+
+def _settings(require_model: bool) -> Settings:
+    return load_settings(require_model=True if require_model else None)
+
+
+def _emit(answer: Answer, as_json: bool) -> None:
+    click.echo(answer.model_dump_json(indent=2) if as_json else render_text(answer))
+
+
+def _fail(exc: Exception) -> None:
+    problem, remedy = getattr(exc, "problem", str(exc)), getattr(exc, "remedy", "")
+    click.echo(f"error: {problem}. {remedy}".rstrip(), err=True)
+    sys.exit(2)
+
+
+class _Group(click.Group):
+    """Turns every user-facing error into one line and exit code 2, and anything else into a short report."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: say so in one line; VESALIUS_DEBUG=1 shows the traceback
+            if os.environ.get("VESALIUS_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc}. Rerun with VESALIUS_DEBUG=1 and report it", err=True)
+            sys.exit(1)
+
+
+_study = click.option("--study", type=click.Path(path_type=Path), help="DICOM, PNG or JPEG file")
+_thread = click.option("--thread", "thread_id", help="continue a conversation by its id")
+_modality = click.option("--modality", help="modality code for plain images (CR, DX, CT, MR, US ...)")
+_require = click.option("--require-model", is_flag=True, help="fail rather than answer without the model server")
+_json = click.option("--json", "as_json", is_flag=True, help="print the answer as one JSON document")
+_heatmaps = click.option("--heatmaps", type=click.Path(path_type=Path), help="folder for heatmap PNGs")
+
+
+@click.group(cls=_Group)
+@click.version_option(version("vesalius"), prog_name="vesalius")
+def main() -> None:
+    """Vesalius: ask questions about a medical image and get cited answers."""
+
+
+@main.command()
+@_study
+@_thread
+@_modality
+@_require
+@_json
+@_heatmaps
+@click.argument("question")
+def ask(study, thread_id, modality, require_model, as_json, heatmaps, question) -> None:
+    """Answer QUESTION about a study (or about the study of --thread)."""
+    with Vesalius(_settings(require_model)) as agent:
+        _emit(agent.ask(question, study=study, thread_id=thread_id, modality=modality, heatmap_dir=heatmaps), as_json)
+
+
+@main.command()
+@_study
+@_thread
+@_modality
+@_require
+@_json
+@_heatmaps
+def chat(study, thread_id, modality, require_model, as_json, heatmaps) -> None:
+    """A conversation about one study: one question per line; an empty line or EOF ends it."""
+    if study is None and thread_id is None:
+        raise AgentError("no study given", "Pass --study PATH to start, or --thread ID to resume")
+    with Vesalius(_settings(require_model)) as agent:
+        if thread_id and (known := agent.thread(thread_id)):
+            click.echo(f"resuming conversation {thread_id} ({len(known.get('history') or [])} earlier turns)", err=True)
+        interactive = sys.stdin.isatty()
+        while True:
+            try:
+                line = input("you> ") if interactive else sys.stdin.readline()
+            except EOFError:
+                break
+            if not line.strip() or line.strip().lower() in ("exit", "quit"):
+                break
+            try:
+                answer = agent.ask(line, study=study, thread_id=thread_id, modality=modality, heatmap_dir=heatmaps)
+            except AgentError as exc:  # one failed turn (the model server, say) does not end the conversation
+                click.echo(f"error: {exc.problem}. {exc.remedy}", err=True)
+                continue
+            if thread_id is None:
+                thread_id = answer.thread_id
+                click.echo(f"conversation {thread_id} (resume with: vesalius chat --thread {thread_id})", err=True)
+            study = None  # later turns use the thread's study
+            _emit(answer, as_json)
+            click.echo("")
+
+
+@main.command()
+@_json
+def demo(as_json) -> None:
+    """Ask a real question about the CT slice that ships inside pydicom (no download, no model server needed)."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("CT_small.dcm")
+    click.echo(f"vesalius ask --study {path} {DEMO_QUESTION!r}\n", err=True)
+    with Vesalius(_settings(False)) as agent:
+        _emit(agent.ask(DEMO_QUESTION, study=path), as_json)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON schema of `--json` answers."""
+    click.echo(json.dumps(Answer.model_json_schema(), indent=2))

@@ -1,0 +1,80 @@
+"""All configuration, in one place: defaults < config file < environment variables < command-line flags.
+
+Every setting has an environment variable VESALIUS_<NAME> and a key <name> in the TOML config file
+(VESALIUS_CONFIG, default ~/.config/vesalius/config.toml). The README lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import json
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from agent.errors import AgentError
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env.get("HOME") or Path.home())
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vlm_url: str | None = None  # OpenAI-compatible base URL of a vLLM server, e.g. http://127.0.0.1:8000/v1
+    vlm_model: str | None = None  # served model name; default: the first model the server lists
+    vlm_api_key: str | None = None
+    vlm_timeout_s: float = 120.0
+    vlm_max_tokens: int = 384
+    vlm_extra_body: dict[str, Any] = {}  # server-specific request fields, e.g. {"return_token_ids": true} for vLLM
+    vlm_image_max_side: int = 896  # MedGemma's input resolution; larger images are shrunk before sending
+    require_model: bool = False  # fail instead of answering from the tools when the model server fails
+    cache_dir: Path  # knowledge index, heatmaps
+    data_dir: Path  # conversation threads (threads.sqlite)
+    knowledge_path: Path | None = None  # a knowledge JSON file replacing the bundled one
+    embedding_model: Path | None = None  # a local sentence-transformers directory; default all-MiniLM-L6-v2
+    top_k: int = 5
+    min_citation_score: float = 0.45  # below this fused score a knowledge hit is not cited
+
+    @field_validator("vlm_extra_body", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+    @property
+    def threads_db(self) -> Path:
+        return self.data_dir / "threads.sqlite"
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    env = os.environ if env is None else env
+    home = _home(env)
+    values: dict[str, Any] = {
+        "cache_dir": Path(env.get("XDG_CACHE_HOME") or home / ".cache") / "vesalius",
+        "data_dir": Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "vesalius",
+    }
+    config_path = Path(env.get("VESALIUS_CONFIG") or home / ".config" / "vesalius" / "config.toml")
+    if config_path.exists():
+        try:
+            values.update(tomllib.loads(config_path.read_text()))
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+            raise AgentError(f"cannot read the config file {config_path} ({exc})", "Fix the TOML or remove the file") from exc
+    for name in Settings.model_fields:
+        value = env.get(f"VESALIUS_{name.upper()}")
+        if value not in (None, ""):
+            values[name] = value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        raise AgentError(
+            f"invalid setting {name!r}: {err['msg']}",
+            f"Fix VESALIUS_{name.upper()} or '{name}' in {config_path}",
+        ) from exc

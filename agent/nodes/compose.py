@@ -1,0 +1,127 @@
+"""Compose the final answer: urgent notes first, then the answer, the uncertainty, and the citations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from agent.answer import Answer, Citation, ModelUse
+from agent.deps import Deps
+from agent.router import RoutePlan
+from agent.state import AgentState
+from vision.study import StudySummary
+from vision.tools.base import ToolResult
+
+NO_MODEL_NOTE = "No language model was used: this answer is composed from the tool measurements and the knowledge base."
+_MAX_MODEL_CHARS = 4000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufffd]")
+
+
+def clean_model_text(text: str) -> str:
+    """Model output is untrusted: drop control characters and runaway whitespace, bound its length."""
+    text = _CONTROL.sub("", text)
+    text = re.sub(r"[ \t]+", " ", text)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    return text[:_MAX_MODEL_CHARS] + (" [truncated]" if len(text) > _MAX_MODEL_CHARS else "")
+
+
+def urgent_notes(citations: list[Citation], audience: str) -> list[str]:
+    """Urgency of the conditions the question names outright; a definition's urgency is not a finding."""
+    notes = []
+    for c in citations:
+        if c.matched_term is None or c.urgency == "routine":
+            continue
+        if c.urgency == "emergency":
+            who = "call emergency services or go to an emergency department" if audience == "patient" else "act now"
+            notes.append(f"{c.name} is an emergency when present: if it is suspected, {who} [{c.number}].")
+        else:
+            who = "see a clinician within a day or so" if audience == "patient" else "arrange prompt assessment"
+            notes.append(f"{c.name} needs prompt attention when present: if it is suspected, {who} [{c.number}].")
+    return notes
+
+
+def _tools_text(tools: list[ToolResult]) -> list[str]:
+    ran = [t for t in tools if t.applied]
+    if not ran:
+        return ["No image tool applied to this question and study."]
+    return [f"{t.tool}: {t.summary}." for t in ran]
+
+
+def deterministic_answer(plan: RoutePlan, tools: list[ToolResult], citations: list[Citation]) -> str:
+    parts = [NO_MODEL_NOTE, ""]
+    if plan.intent != "explain":
+        parts += ["What the image tools measured:", *(f"- {line}" for line in _tools_text(tools)), ""]
+    named = [c for c in citations if c.matched_term]
+    if named and plan.intent != "explain":
+        names = ", ".join(c.name.lower() for c in named)
+        parts += [f"No tool here detects {names}: the measurements above neither show nor exclude it.", ""]
+    if citations:
+        parts.append("What the knowledge base says about the terms in the question:")
+        parts += [f"- {c.name} [{c.number}]: {c.passage}" for c in citations]
+    if plan.audience == "patient":
+        parts += ["", "This is general information, not a diagnosis. Please go through your images and results with your doctor."]
+    return "\n".join(parts).strip()
+
+
+def uncertainty_statement(source: str, tools: list[ToolResult], model_name: str | None) -> str:
+    heuristic = any(t.applied and t.caveats for t in tools)
+    base = "Nothing here is a diagnosis: a clinician must interpret the study."
+    if source == "model":
+        return (
+            f"The answer text was written by the language model {model_name}, which can be wrong or invent details; "
+            f"check it against the measurements and sources listed. {base}"
+        )
+    detail = " The image tools are measurements and heuristics, not trained detectors, so they neither confirm nor rule out any disease." if heuristic else ""
+    return f"No model estimated the probability of any condition on this study.{detail} {base}"
+
+
+def patient_plain_passages(citations: list[Citation], deps: Deps) -> list[Citation]:
+    by_id = {c.id: c for c in deps.knowledge().kb.concepts}
+    return [c.model_copy(update={"passage": by_id[c.concept_id].plain_language}) if c.concept_id in by_id else c for c in citations]
+
+
+def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
+    plan = RoutePlan.model_validate(state["plan"])
+    tools = [ToolResult.model_validate(t) for t in state.get("tool_results") or []]
+    if not tools:  # retrieval-only route: still say which tools exist and why they were not run
+        tools = [ToolResult(tool=name, applied=False, reason="not needed for this question") for name in deps.tools]
+    citations = [Citation.model_validate(c) for c in state.get("citations") or []]
+    if plan.audience == "patient":
+        citations = patient_plain_passages(citations, deps)
+    warnings = list(state.get("warnings") or [])
+    reply = state.get("model_reply")
+    text = clean_model_text(reply["text"]) if reply else ""
+    if reply and not text:
+        warnings.append("the model returned no usable text; answered from the tools and the knowledge base instead")
+    if text:
+        source, model = "model", ModelUse(
+            used=True,
+            name=reply["model"],
+            prompt_tokens=reply.get("prompt_tokens"),
+            completion_tokens=reply.get("completion_tokens"),
+            image_parts=state.get("model_image_parts", 0),
+        )
+        unknown = sorted({int(n) for n in re.findall(r"\[(\d+)\]", text)} - {c.number for c in citations})
+        if unknown:
+            warnings.append(f"the model cited {', '.join(f'[{n}]' for n in unknown)}, which are not among the sources")
+    else:
+        source, model = "tools_and_knowledge", ModelUse(used=False)
+        text = deterministic_answer(plan, tools, citations)
+    history = state.get("history") or []
+    answer = Answer(
+        thread_id=state["thread_id"],
+        turn=len(history) + 1,
+        question=state["question"],
+        study=StudySummary.model_validate(state["study"]),
+        route=plan,
+        tools=tools,
+        urgent=urgent_notes(citations, plan.audience),
+        answer=text,
+        answer_source=source,
+        model=model,
+        uncertainty=uncertainty_statement(source, tools, model.name),
+        citations=citations,
+        warnings=warnings,
+    )
+    turn = {"question": state["question"], "answer": text, "concepts": [c.concept_id for c in citations]}
+    return {"answer": answer.model_dump(mode="json"), "history": [turn]}

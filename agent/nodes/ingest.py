@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from typing import Any
+
+from agent.deps import Deps
+from agent.state import AgentState
+
+
+def ingest(state: AgentState, deps: Deps) -> dict[str, Any]:
+    """Load (or reuse) the thread's study and clear what the previous turn left in the state."""
+    study = deps.study(state["study_path"], state.get("modality"))
+    return {
+        "study": study.summary.model_dump(mode="json"),
+        "plan": {},
+        "tool_results": [],
+        "citations": [],
+        "model_reply": None,
+        "model_image_parts": 0,
+        "warnings": [],
+        "answer": {},
+    }

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Any
+
+from agent.deps import Deps
+from agent.errors import ModelError
+from agent.prompt import build_messages
+from agent.state import AgentState
+
+
+def reason(state: AgentState, deps: Deps) -> dict[str, Any]:
+    """Ask the multimodal model. A failing server becomes a warning unless the user required the model."""
+    assert deps.vlm is not None  # the graph only routes here when a model server is configured
+    study = deps.study(state["study_path"], state.get("modality"))
+    messages = build_messages(
+        state["question"],
+        study,
+        state.get("tool_results") or [],
+        state.get("citations") or [],
+        state.get("history") or [],
+        state["plan"]["audience"],
+        deps.settings.vlm_image_max_side,
+    )
+    images = sum(1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image_url")
+    try:
+        reply = deps.vlm.chat(messages, max_tokens=deps.settings.vlm_max_tokens)
+    except ModelError as exc:
+        if deps.settings.require_model:
+            raise
+        warning = f"{exc.problem}; answered from the tools and the knowledge base instead"
+        return {"model_reply": None, "warnings": [*(state.get("warnings") or []), warning]}
+    return {"model_reply": reply.model_dump(), "model_image_parts": images}

@@ -1,0 +1,37 @@
+"""The answer as text for a terminal: urgent notes first, then study, tools, answer, uncertainty, citations."""
+
+from __future__ import annotations
+
+from agent.answer import Answer
+
+
+def _codes(umls: str | None, snomed: str | None) -> str:
+    codes = [f"UMLS {umls}" if umls else "", f"SNOMED CT {snomed}" if snomed else ""]
+    return " · ".join(c for c in codes if c)
+
+
+def render_text(a: Answer) -> str:
+    out: list[str] = []
+    if a.urgent:
+        out += ["URGENT", *(f"  ! {note}" for note in a.urgent), ""]
+    out += [f"Study    {a.study.one_line()}", f"Thread   {a.thread_id} (turn {a.turn})", "", "Tools"]
+    for t in a.tools:
+        if t.applied:
+            out.append(f"  + {t.tool}: {t.summary}")
+            out += [f"      region ({r.x},{r.y}) {r.width}x{r.height} px, score {r.score:g}, {r.side}" for r in t.regions]
+            if t.heatmap_path:
+                out.append(f"      heatmap: {t.heatmap_path}")
+            out += [f"      caveat: {c}" for c in t.caveats]
+        else:
+            out.append(f"  - {t.tool}: not run ({t.reason})")
+    source = f"model {a.model.name}" if a.model.used else "tools and knowledge base, no language model"
+    out += ["", f"Answer   ({source})"]
+    out += [f"  {line}" if line else "" for line in a.answer.splitlines()]
+    out += ["", f"Uncertainty  {a.uncertainty}"]
+    if a.citations:
+        out += ["", "Citations"]
+        for c in a.citations:
+            out.append(f"  [{c.number}] {c.name} — {_codes(c.umls_cui, c.snomed_ct)} — {c.source} (score {c.score:.2f})")
+    if a.warnings:
+        out += ["", "Warnings", *(f"  * {w}" for w in a.warnings)]
+    return "\n".join(out)

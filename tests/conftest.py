@@ -1,0 +1,71 @@
+"""Shared fixtures. Everything runs for real: pydicom, FAISS, SQLite, the embedding model, and (in
+test_vllm_serving.py) a vLLM server. Data from ../shared/data is used where present; tests that need it skip,
+saying so, where it is absent (a user's machine)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from agent.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"needs the shared data folder {SHARED_DATA}, which is absent on this machine")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ct_path() -> Path:
+    return Path(get_testdata_file("CT_small.dcm"))
+
+
+@pytest.fixture(scope="session")
+def mr_path() -> Path:
+    return Path(get_testdata_file("MR_small.dcm"))
+
+
+@pytest.fixture(scope="session")
+def index_cache(tmp_path_factory) -> Path:
+    """One knowledge-index cache for the session: building it once is enough to test building."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def make_settings(tmp_path, index_cache):
+    def make(**overrides) -> Settings:
+        env = {"HOME": str(tmp_path / "home")}
+        values = {"cache_dir": index_cache, "data_dir": tmp_path / "data"} | overrides
+        return load_settings(env, **values)
+
+    return make
+
+
+@pytest.fixture
+def cli_env(tmp_path, index_cache) -> dict[str, str]:
+    """Environment for `vesalius` subprocesses: private home, shared index cache, no model server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VESALIUS_")}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        VESALIUS_CACHE_DIR=str(index_cache),
+        VESALIUS_DATA_DIR=str(tmp_path / "data"),
+    )
+    return env
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port nothing listens on (bound and released: the kernel will not hand it out again at once)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,109 @@
+"""The agent end to end on its embedded default (no model server): real pydicom, FAISS, SQLite, embeddings."""
+
+import pytest
+
+from agent.answer import Answer
+from agent.deps import Deps
+from agent.errors import AgentError
+from agent.graph import build_graph
+from agent.nodes.compose import NO_MODEL_NOTE
+from agent.service import Vesalius
+from vision import StudyError
+
+
+def test_graph_runs_its_nodes_in_order(make_settings, ct_path):
+    deps = Deps.from_settings(make_settings())
+    graph = build_graph(deps)
+    state = {"thread_id": "t", "question": "Is there a pleural effusion?", "study_path": str(ct_path)}
+    visited = [next(iter(update)) for update in graph.stream(state, stream_mode="updates")]
+    assert visited == ["ingest", "route", "tools", "retrieve", "compose"]
+    # A definitional question needs no image tool: the router skips the tools node.
+    state["question"] = "What does pneumothorax mean?"
+    visited = [next(iter(update)) for update in graph.stream(state, stream_mode="updates")]
+    assert visited == ["ingest", "route", "retrieve", "compose"]
+
+
+def test_answer_cites_codes_and_says_no_model_was_used(make_settings, ct_path):
+    with Vesalius(make_settings()) as agent:
+        a = agent.ask("Is there a pleural effusion on this CT?", study=ct_path)
+    assert a.answer_source == "tools_and_knowledge" and not a.model.used
+    assert a.answer.startswith(NO_MODEL_NOTE)
+    top = a.citations[0]
+    assert top.name == "Pleural effusion" and top.matched_term is not None
+    assert top.umls_cui == "C0032227" and top.snomed_ct
+    assert top.source.startswith("Vesalius imaging knowledge") and top.code_sources
+    assert f"[{top.number}]" in a.answer
+    assert "neither show nor exclude" in a.answer  # no detector for effusion exists yet: say so
+    ran = {t.tool for t in a.tools if t.applied}
+    assert ran == {"image_quality", "asymmetry_map"}
+    skipped = {t.tool: t.reason for t in a.tools if not t.applied}
+    assert skipped == {"ct_attenuation": "not needed for this question"}
+    assert "not a diagnosis" in a.uncertainty.lower() or "nothing here is a diagnosis" in a.uncertainty.lower()
+
+
+def test_tools_that_do_not_apply_say_why(make_settings, mr_path):
+    with Vesalius(make_settings()) as agent:
+        a = agent.ask("Describe this study", study=mr_path)
+    reasons = {t.tool: t.reason for t in a.tools}
+    assert "needs a CT image; this study is MR" in reasons["ct_attenuation"]
+    assert {t.tool for t in a.tools if t.applied} == {"image_quality", "asymmetry_map"}
+
+
+def test_emergencies_named_in_the_question_come_first(make_settings, ct_path):
+    with Vesalius(make_settings()) as agent:
+        a = agent.ask("Could this be a tension pneumothorax? I'm scared, should I worry?", study=ct_path)
+    assert a.route.audience == "patient"
+    assert a.urgent and "Pneumothorax" in a.urgent[0] and "emergency" in a.urgent[0]
+    assert "doctor" in a.answer
+
+
+def test_follow_up_sees_the_thread_and_survives_a_restart(make_settings, ct_path):
+    settings = make_settings()
+    with Vesalius(settings) as agent:
+        first = agent.ask("Could this be pneumonia?", study=ct_path)
+    # A new process (here: a new agent on the same SQLite file) continues the thread without --study.
+    with Vesalius(settings) as agent:
+        second = agent.ask("What does that mean for the patient?", thread_id=first.thread_id)
+        history = agent.thread(first.thread_id)["history"]
+    assert second.turn == 2 and second.thread_id == first.thread_id
+    assert second.study.study_id == first.study.study_id
+    # "that" names no concept: retrieval used the earlier question and found the same concept again.
+    assert first.citations[0].concept_id in [c.concept_id for c in second.citations]
+    assert [h["question"] for h in history] == ["Could this be pneumonia?", "What does that mean for the patient?"]
+
+
+def test_bad_input_leaves_the_thread_untouched(make_settings, ct_path, tmp_path):
+    with Vesalius(make_settings()) as agent:
+        first = agent.ask("Is there an effusion?", study=ct_path)
+        with pytest.raises(AgentError, match="empty"):
+            agent.ask("   ", thread_id=first.thread_id)
+        bad = tmp_path / "bad.dcm"
+        bad.write_text("not dicom")
+        with pytest.raises(StudyError):
+            agent.ask("Is there an effusion?", study=bad, thread_id=first.thread_id)
+        with pytest.raises(AgentError, match="no conversation"):
+            agent.ask("Hello?", thread_id="does-not-exist")
+        assert len(agent.thread(first.thread_id)["history"]) == 1
+        assert agent.thread(first.thread_id)["study_path"] == str(ct_path.resolve())
+
+
+def test_answer_round_trips_through_its_json_schema(make_settings, ct_path):
+    with Vesalius(make_settings()) as agent:
+        a = agent.ask("What is the attenuation of the tissue?", study=ct_path)
+    again = Answer.model_validate_json(a.model_dump_json())
+    assert again == a
+    schema = Answer.model_json_schema()
+    assert {"citations", "tools", "urgent", "uncertainty", "answer_source"} <= set(schema["properties"])
+    ct = next(t for t in a.tools if t.tool == "ct_attenuation")
+    assert ct.applied and "body_median_hu" in ct.measurements
+
+
+def test_unreachable_model_server_degrades_with_a_warning(make_settings, ct_path, free_port):
+    settings = make_settings(vlm_url=f"http://127.0.0.1:{free_port}/v1", vlm_model="m", vlm_timeout_s=5)
+    with Vesalius(settings) as agent:
+        a = agent.ask("Is there an effusion?", study=ct_path)
+    assert a.answer_source == "tools_and_knowledge"
+    assert any("cannot reach the model server" in w for w in a.warnings)
+    with Vesalius(settings.model_copy(update={"require_model": True})) as agent:
+        with pytest.raises(AgentError, match="cannot reach the model server"):
+            agent.ask("Is there an effusion?", study=ct_path)

@@ -1,0 +1,73 @@
+"""`vesalius` as a user runs it: a real process, real exit codes, stdout and stderr."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from agent.answer import Answer
+
+VESALIUS = str(Path(sys.executable).with_name("vesalius"))
+
+
+def run(env, *args, stdin=None):
+    return subprocess.run([VESALIUS, *args], env=env, input=stdin, capture_output=True, text=True, timeout=300)
+
+
+def test_ask_prints_summary_tools_answer_and_citations(cli_env, ct_path):
+    p = run(cli_env, "ask", "--study", str(ct_path), "Is there a pleural effusion on this CT?")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    for heading in ("Study    CT", "Tools", "Answer   (tools and knowledge base, no language model)", "Citations"):
+        assert heading in out
+    assert "UMLS C0032227" in out and "SNOMED CT" in out
+    assert out.index("URGENT") < out.index("Study") if "URGENT" in out else True
+
+
+def test_ask_json_is_one_answer_document(cli_env, ct_path):
+    p = run(cli_env, "ask", "--json", "--study", str(ct_path), "What is the attenuation of the tissue?")
+    assert p.returncode == 0, p.stderr
+    answer = Answer.model_validate(json.loads(p.stdout))
+    assert answer.study.modality == "CT" and answer.citations is not None
+
+
+def test_demo_runs_on_the_file_bundled_with_pydicom(cli_env):
+    p = run(cli_env, "demo")
+    assert p.returncode == 0, p.stderr
+    assert "CT_small.dcm" in p.stderr and "Pleural effusion" in p.stdout and "HU" in p.stdout
+
+
+def test_bad_input_is_one_line_and_exit_code_2(cli_env, tmp_path, free_port):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    cases = [
+        (("ask", "--study", str(tmp_path / "missing.dcm"), "q"), "no such file"),
+        (("ask", "--study", str(text), "q"), "neither DICOM nor a PNG/JPEG"),
+        (("ask", "--study", str(text), "  "), "the question is empty"),
+        (("ask", "q"), "no study given"),
+        (("ask", "--thread", "nope", "q"), "no conversation"),
+    ]
+    for args, expected in cases:
+        p = run(cli_env, *args)
+        assert p.returncode == 2, (args, p.stdout, p.stderr)
+        assert p.stderr.startswith("error: ") and expected in p.stderr, p.stderr
+        assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_model_server_warns_or_fails_when_required(cli_env, ct_path, free_port):
+    env = cli_env | {"VESALIUS_VLM_URL": f"http://127.0.0.1:{free_port}", "VESALIUS_VLM_MODEL": "m"}
+    p = run(env, "ask", "--study", str(ct_path), "Is there an effusion?")
+    assert p.returncode == 0, p.stderr
+    assert "Warnings" in p.stdout and "cannot reach the model server" in p.stdout
+    p = run(env, "ask", "--require-model", "--study", str(ct_path), "Is there an effusion?")
+    assert p.returncode == 2 and "cannot reach the model server" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_chat_keeps_a_thread_that_resumes_after_a_restart(cli_env, ct_path):
+    p = run(cli_env, "chat", "--study", str(ct_path), stdin="Is there a pneumothorax?\nWhat does that mean?\n")
+    assert p.returncode == 0, p.stderr
+    assert "(turn 1)" in p.stdout and "(turn 2)" in p.stdout
+    thread = p.stderr.split("vesalius chat --thread ")[1].split(")")[0].strip()
+    p = run(cli_env, "chat", "--thread", thread, stdin="Is the image quality good?\n")
+    assert p.returncode == 0, p.stderr
+    assert "2 earlier turns" in p.stderr and f"Thread   {thread} (turn 3)" in p.stdout

@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_settings
+from agent.errors import AgentError
+
+
+def test_precedence_defaults_file_env_flags(tmp_path):
+    config = tmp_path / "vesalius.toml"
+    config.write_text('vlm_url = "http://file:1/v1"\ntop_k = 7\nvlm_max_tokens = 100\n')
+    env = {"HOME": str(tmp_path), "VESALIUS_CONFIG": str(config), "VESALIUS_TOP_K": "9"}
+    s = load_settings(env, vlm_max_tokens=50)
+    assert s.vlm_url == "http://file:1/v1"  # file over default
+    assert s.top_k == 9  # environment over file
+    assert s.vlm_max_tokens == 50  # flag over everything
+    assert s.cache_dir == tmp_path / ".cache" / "vesalius"
+    assert s.threads_db == tmp_path / ".local" / "share" / "vesalius" / "threads.sqlite"
+
+
+def test_default_config_file_location_and_xdg(tmp_path):
+    (tmp_path / ".config" / "vesalius").mkdir(parents=True)
+    (tmp_path / ".config" / "vesalius" / "config.toml").write_text("require_model = true\n")
+    s = load_settings({"HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "xc")})
+    assert s.require_model is True and s.cache_dir == tmp_path / "xc" / "vesalius"
+
+
+@pytest.mark.parametrize(
+    "env,match",
+    [
+        ({"VESALIUS_TOP_K": "many"}, "VESALIUS_TOP_K"),
+        ({"VESALIUS_CONFIG": "{dir}/bad.toml"}, "cannot read the config file"),
+    ],
+)
+def test_bad_settings_name_the_variable(tmp_path, env, match):
+    (tmp_path / "bad.toml").write_text("this is = = not toml")
+    env = {k: v.format(dir=tmp_path) for k, v in env.items()} | {"HOME": str(tmp_path)}
+    with pytest.raises(AgentError, match=match):
+        load_settings(env)
+
+
+def test_unknown_keys_in_the_file_are_refused(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("vlm_ulr = 'typo'\n")
+    with pytest.raises(AgentError, match="vlm_ulr"):
+        load_settings({"HOME": str(tmp_path), "VESALIUS_CONFIG": str(config)})
+    assert Path(config).read_text() == "vlm_ulr = 'typo'\n"

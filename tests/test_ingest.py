@@ -1,0 +1,124 @@
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vision import StudyError, load_study
+
+
+def test_ct_is_in_hounsfield_units_and_rendered_8_bit(ct_path):
+    study = load_study(ct_path)
+    s = study.summary
+    assert (s.modality, s.source_format, s.physical_unit) == ("CT", "dicom", "HU")
+    assert (s.rows, s.columns) == study.values.shape == (128, 128)
+    assert study.values.min() < -500 < 0 < study.values.max()  # air and soft tissue, in HU
+    assert study.image.mode == "L" and study.image.size == (128, 128)
+    assert s.pixel_spacing_mm == pytest.approx((0.661468, 0.661468))
+    assert s.window is not None and s.window.width > 0
+
+
+def test_mr_uses_the_window_stored_in_the_file(mr_path):
+    s = load_study(mr_path).summary
+    assert s.modality == "MR" and s.physical_unit is None
+    assert s.window is not None and s.window.source == "dicom"
+
+
+def test_summary_carries_no_identifying_attributes(ct_path):
+    dumped = load_study(ct_path).summary.model_dump_json()
+    assert "CompressedSamples" not in dumped  # PatientName of CT_small.dcm
+    for key in ("patient", "name", "date", "uid", "institution"):
+        assert key not in dumped.lower()
+
+
+@pytest.mark.parametrize("mode,bits", [("L", 8), ("I;16", 16), ("RGB", 8)])
+def test_png_images_of_each_depth(tmp_path, mode, bits):
+    rng = np.random.default_rng(0)
+    if mode == "I;16":
+        img = Image.fromarray(rng.integers(0, 4096, (60, 80), dtype=np.uint16))
+    elif mode == "RGB":
+        img = Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), "RGB")
+    else:
+        img = Image.fromarray(rng.integers(0, 255, (60, 80), dtype=np.uint8), "L")
+    path = tmp_path / "x.png"
+    img.save(path)
+    study = load_study(path, modality="dx")
+    s = study.summary
+    assert (s.rows, s.columns, s.bits_stored, s.colour) == (60, 80, bits, mode == "RGB")
+    assert (s.modality, s.modality_source, s.source_format) == ("DX", "dicom", "png")
+    assert study.image.size == (80, 60)
+
+
+def test_grey_jpeg_saved_as_rgb_counts_as_greyscale(tmp_path):
+    grey = np.tile(np.arange(0, 250, 2, dtype=np.uint8), (40, 1))
+    Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB").save(tmp_path / "x.jpg", quality=90)
+    s = load_study(tmp_path / "x.jpg").summary
+    assert s.source_format == "jpeg" and not s.colour
+    assert s.modality == "OT" and s.modality_source == "assumed"
+
+
+def test_rendered_image_is_shrunk_never_enlarged(ct_path):
+    study = load_study(ct_path)
+    assert study.rendered(64).size == (64, 64)
+    assert study.rendered(896).size == (128, 128)
+
+
+@pytest.mark.parametrize(
+    "make,expected",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("hello, not an image"), "neither DICOM nor a PNG/JPEG"),
+        (lambda p: p.mkdir(), "is a folder"),
+        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30), "damaged or truncated image"),
+    ],
+)
+def test_bad_files_fail_with_a_named_problem_and_remedy(tmp_path, make, expected):
+    path = tmp_path / "study"
+    make(path)
+    with pytest.raises(StudyError) as info:
+        load_study(path)
+    assert expected in info.value.problem
+    assert info.value.remedy
+
+
+def test_truncated_dicom_fails_clearly(tmp_path, ct_path):
+    data = ct_path.read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: len(data) - 5000])
+    with pytest.raises(StudyError) as info:
+        load_study(cut)
+    assert "truncated" in info.value.problem and "again" in info.value.remedy
+
+
+def test_dicom_without_pixels_names_its_kind():
+    from pydicom.data import get_testdata_file
+
+    with pytest.raises(StudyError, match="RT Plan Storage object without pixel data"):
+        load_study(get_testdata_file("rtplan.dcm"))
+
+
+def test_every_shared_dicom_file_loads_or_fails_with_a_study_error(shared_data):
+    """The bar: every file in ../shared/data/dicom either loads or fails naming the cause; never anything else."""
+    files = sorted(p for p in (shared_data / "dicom").rglob("*") if p.is_file())
+    assert len(files) > 200
+    loaded, refused = 0, {}
+    for path in files:
+        try:
+            study = load_study(path)
+        except StudyError as exc:
+            assert exc.problem and exc.remedy
+            refused[path.name] = exc.problem
+        else:
+            assert study.image.size == (study.summary.columns, study.summary.rows)
+            loaded += 1
+    assert loaded >= 150
+    assert "Transfer Syntax" not in refused.get("CT_small.dcm", "")
+    assert "JPEG Extended" in refused["JPEG-lossy.dcm"] and "1.2.840.10008.1.2.4.51" in refused["JPEG-lossy.dcm"]
+    assert "truncated" in refused["MR_truncated.dcm"]
+
+
+def test_copied_study_keeps_its_content_id(tmp_path, ct_path):
+    copy = tmp_path / "renamed.dcm"
+    shutil.copy(ct_path, copy)
+    assert load_study(copy).summary.study_id == load_study(ct_path).summary.study_id

@@ -1,0 +1,36 @@
+import pytest
+
+from agent.router import plan_route
+
+TOOLS = ["image_quality", "ct_attenuation", "asymmetry_map"]
+
+
+@pytest.mark.parametrize(
+    "question,tools,intent",
+    [
+        ("Is there a pleural effusion?", {"asymmetry_map", "image_quality"}, "abnormality"),
+        ("What is the attenuation of the liver in HU?", {"ct_attenuation", "image_quality"}, "measurement"),
+        ("Is the image quality good enough?", {"image_quality"}, "quality"),
+        ("Describe this study", set(TOOLS), "describe"),
+        ("What does pneumothorax mean?", set(), "explain"),
+        ("What is atelectasis?", set(), "explain"),
+        ("What are the signs of pneumonia on a chest X-ray?", {"asymmetry_map", "image_quality"}, "abnormality"),
+        ("Hmm", set(TOOLS), "describe"),
+        ("What does the opacity in this image mean?", {"asymmetry_map", "image_quality"}, "abnormality"),
+    ],
+)
+def test_route_chooses_tools_from_the_question(question, tools, intent):
+    plan = plan_route(question, TOOLS)
+    assert set(plan.tools) == tools
+    assert plan.intent == intent
+    assert set(plan.reasons) == tools and all(plan.reasons.values())
+
+
+def test_patient_questions_are_detected():
+    assert plan_route("Should I worry about my scan?", TOOLS).audience == "patient"
+    assert plan_route("Any consolidation in the left lower lobe?", TOOLS).audience == "clinician"
+
+
+def test_stems_match_word_starts_only():
+    # "bone" must not match inside "trombone"
+    assert plan_route("Is the trombone visible here?", TOOLS).tools == ["image_quality", "asymmetry_map"]

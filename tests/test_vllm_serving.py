@@ -1,0 +1,165 @@
+"""The agent against real vLLM (CPU build, own virtual environment) serving a tiny random Gemma3 built here.
+
+Proves that the agent's prompt really carries the image as image tokens, that a follow-up prompt carries the
+earlier turn, and that the answer path copes with a random model's text. The server is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agent.service import Vesalius
+
+REPO = Path(__file__).resolve().parents[1]
+VLLM_PYTHON = Path(os.environ.get("VESALIUS_VLLM_PYTHON") or REPO / ".venv-vllm" / "bin" / "python")
+STARTUP_S = 300
+
+pytestmark = pytest.mark.vllm
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    model: str
+    model_dir: Path
+    pid: int
+
+    def token_id(self, token: str) -> int:
+        added = json.loads((self.model_dir / "tokenizer.json").read_text())["added_tokens"]
+        return next(t["id"] for t in added if t["content"] == token)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    if not VLLM_PYTHON.exists():
+        pytest.fail(f"vLLM's environment is missing ({VLLM_PYTHON}): run `bash scripts/install-vllm.sh` first")
+    work = tmp_path_factory.mktemp("vllm")
+    model_dir = work / "tiny-gemma3"
+    subprocess.run([str(VLLM_PYTHON), str(REPO / "scripts" / "build_tiny_gemma3.py"), str(model_dir)], check=True)
+    port = _free_port()
+    log_path = work / "server.log"
+    cmd = [
+        str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+        "--served-model-name", "tiny-gemma3", "--dtype", "bfloat16", "--max-model-len", "4096",
+        "--max-num-seqs", "8", "--limit-mm-per-prompt", '{"image": 1}', "--enforce-eager",
+        "--kv-cache-memory-bytes", "256M", "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    with open(log_path, "w") as log:
+        # Its own session, so that the server and the engine processes it spawns stop together.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vLLM exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"vLLM not ready in {STARTUP_S} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(1)
+        yield Server(url=f"{url}/v1", model="tiny-gemma3", model_dir=model_dir, pid=proc.pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert _group_gone(proc.pid), "processes of the vLLM server's group outlived it"
+
+
+def _group_gone(pgid: int, wait_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)  # vLLM's engine processes exit a moment after the API server
+    return False
+
+
+@pytest.fixture
+def model_settings(make_settings, vllm_server):
+    return make_settings(
+        vlm_url=vllm_server.url, vlm_model=vllm_server.model, vlm_max_tokens=24, vlm_extra_body={"return_token_ids": True}
+    )
+
+
+def _detokenize(server: Server, ids: list[int]) -> str:
+    """The prompt as vLLM saw it, in text (the BPE merges across words, so token subsequences are not comparable)."""
+    body = {"model": server.model, "tokens": ids}
+    return httpx.post(server.url.removesuffix("/v1") + "/detokenize", json=body, timeout=30).json()["prompt"]
+
+
+def test_prompt_carries_the_image_as_image_tokens(model_settings, vllm_server, ct_path):
+    with Vesalius(model_settings) as agent:
+        answer = agent.ask("Is there a pleural effusion on this CT?", study=ct_path)
+        reply = agent.thread(answer.thread_id)["model_reply"]
+    ids = reply["prompt_token_ids"]
+    soft = vllm_server.token_id("<image_soft_token>")
+    assert ids.count(soft) == 16  # the tiny model's 64x64 image becomes 16 soft tokens
+    start = ids.index(vllm_server.token_id("<start_of_image>"))
+    assert ids[start + 1 : start + 17] == [soft] * 16 and ids[start + 17] == vllm_server.token_id("<end_of_image>")
+    assert answer.model.used and answer.model.image_parts == 1
+    assert answer.model.prompt_tokens == len(ids)  # vLLM counted exactly the prompt that carries the image
+    # The question, tool results and cited passages travel in the same prompt as text.
+    prompt = _detokenize(vllm_server, ids)
+    assert "Question: Is there a pleural effusion on this CT?" in prompt and "Tool results:" in prompt
+    assert f"[1] {answer.citations[0].name}" in prompt and answer.citations[0].passage in prompt
+
+
+def test_random_model_text_is_cleaned_and_still_cited(model_settings, ct_path):
+    with Vesalius(model_settings) as agent:
+        answer = agent.ask("Describe this study", study=ct_path)
+    assert answer.answer_source == "model" and answer.model.name == "tiny-gemma3"
+    assert answer.answer and all(ch == "\n" or ch.isprintable() for ch in answer.answer)
+    assert answer.model.completion_tokens and answer.model.completion_tokens <= 24
+    assert "language model tiny-gemma3" in answer.uncertainty
+    assert all(c.umls_cui or c.snomed_ct for c in answer.citations)
+
+
+def test_follow_up_prompt_carries_the_earlier_turn(model_settings, ct_path, vllm_server):
+    with Vesalius(model_settings) as agent:
+        first = agent.ask("Is there any sign of pneumonia in the lungs?", study=ct_path)
+        second = agent.ask("What does that mean?", thread_id=first.thread_id)
+        ids = agent.thread(first.thread_id)["model_reply"]["prompt_token_ids"]
+    assert second.turn == 2
+    prompt = _detokenize(vllm_server, ids)
+    assert "Is there any sign of pneumonia in the lungs?" in prompt  # the earlier turn, as a user turn
+    assert prompt.index("Is there any sign of pneumonia") < prompt.index("Question: What does that mean?")
+    assert ids.count(vllm_server.token_id("<image_soft_token>")) == 16  # the same study, still attached
+
+
+def test_cli_uses_the_server_from_the_environment(cli_env, vllm_server, ct_path):
+    env = cli_env | {"VESALIUS_VLM_URL": vllm_server.url, "VESALIUS_VLM_MAX_TOKENS": "16"}  # model name: from /v1/models
+    vesalius = str(Path(sys.executable).with_name("vesalius"))
+    p = subprocess.run(
+        [vesalius, "ask", "--json", "--require-model", "--study", str(ct_path), "Is there an effusion?"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    answer = json.loads(p.stdout)
+    assert answer["answer_source"] == "model" and answer["model"]["name"] == "tiny-gemma3"
+    assert answer["model"]["image_parts"] == 1 and answer["model"]["prompt_tokens"] > 16
