@@ -1,1 +1,1 @@
-"""agent"""
+"""The Vesalius agent: a LangGraph graph over vision tools, knowledge retrieval and a multimodal model."""

@@ -64,6 +64,13 @@ _json = click.option("--json", "as_json", is_flag=True, help="print the answer a
 _heatmaps = click.option("--heatmaps", type=click.Path(path_type=Path), help="folder for heatmap PNGs")
 
 
+def _study_options(fn):
+    """The options shared by `ask` and `chat`."""
+    for option in reversed((_study, _thread, _modality, _require, _json, _heatmaps)):
+        fn = option(fn)
+    return fn
+
+
 @click.group(cls=_Group)
 @click.version_option(version("vesalius"), prog_name="vesalius")
 def main() -> None:
@@ -71,12 +78,7 @@ def main() -> None:
 
 
 @main.command()
-@_study
-@_thread
-@_modality
-@_require
-@_json
-@_heatmaps
+@_study_options
 @click.argument("question")
 def ask(study, thread_id, modality, require_model, as_json, heatmaps, question) -> None:
     """Answer QUESTION about a study (or about the study of --thread)."""
@@ -85,12 +87,7 @@ def ask(study, thread_id, modality, require_model, as_json, heatmaps, question) 
 
 
 @main.command()
-@_study
-@_thread
-@_modality
-@_require
-@_json
-@_heatmaps
+@_study_options
 def chat(study, thread_id, modality, require_model, as_json, heatmaps) -> None:
     """A conversation about one study: one question per line; an empty line or EOF ends it."""
     if study is None and thread_id is None:

@@ -1,1 +1,1 @@
-"""eval"""
+"""Benchmark drivers and scoring. They drive the agent or the model from outside; nothing imports eval."""

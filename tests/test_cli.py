@@ -37,10 +37,13 @@ def test_demo_runs_on_the_file_bundled_with_pydicom(cli_env):
     assert "CT_small.dcm" in p.stderr and "Pleural effusion" in p.stdout and "HU" in p.stdout
 
 
-def test_bad_input_is_one_line_and_exit_code_2(cli_env, tmp_path, free_port):
+def test_bad_input_is_one_line_and_exit_code_2(cli_env, tmp_path, ct_path):
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
+    truncated = tmp_path / "truncated.dcm"
+    truncated.write_bytes(ct_path.read_bytes()[:20000])
     cases = [
+        (("ask", "--study", str(truncated), "q"), "truncated"),
         (("ask", "--study", str(tmp_path / "missing.dcm"), "q"), "no such file"),
         (("ask", "--study", str(text), "q"), "neither DICOM nor a PNG/JPEG"),
         (("ask", "--study", str(text), "  "), "the question is empty"),
