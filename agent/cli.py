@@ -52,7 +52,9 @@ class _Group(click.Group):
         except Exception as exc:  # a bug: say so in one line; VESALIUS_DEBUG=1 shows the traceback
             if os.environ.get("VESALIUS_DEBUG"):
                 raise
-            click.echo(f"internal error: {type(exc).__name__}: {exc}. Rerun with VESALIUS_DEBUG=1 and report it", err=True)
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc}. Rerun with VESALIUS_DEBUG=1 and report it", err=True
+            )
             sys.exit(1)
 
 

@@ -6,13 +6,12 @@ Every setting has an environment variable VESALIUS_<NAME> and a key <name> in th
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import json
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -63,7 +62,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         try:
             values.update(tomllib.loads(config_path.read_text()))
         except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
-            raise AgentError(f"cannot read the config file {config_path} ({exc})", "Fix the TOML or remove the file") from exc
+            raise AgentError(
+                f"cannot read the config file {config_path} ({exc})", "Fix the TOML or remove the file"
+            ) from exc
     for name in Settings.model_fields:
         value = env.get(f"VESALIUS_{name.upper()}")
         if value not in (None, ""):

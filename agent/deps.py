@@ -24,11 +24,15 @@ class Deps:
     _studies: dict[tuple[str, str | None], Study] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Deps":
+    def from_settings(cls, settings: Settings) -> Deps:
         vlm = None
         if settings.vlm_url:
             vlm = VlmClient(
-                settings.vlm_url, settings.vlm_model, settings.vlm_api_key, settings.vlm_timeout_s, settings.vlm_extra_body
+                settings.vlm_url,
+                settings.vlm_model,
+                settings.vlm_api_key,
+                settings.vlm_timeout_s,
+                settings.vlm_extra_body,
             )
         return cls(settings=settings, vlm=vlm)
 

@@ -30,7 +30,13 @@ def build_messages(
     for turn in history:
         messages.append({"role": "user", "content": turn["question"]})
         messages.append({"role": "assistant", "content": turn["answer"][:_HISTORY_CHARS]})
-    lines = [f"Study: {study.summary.one_line()}", f"Asked by: {audience}", f"Question: {question}", "", "Tool results:"]
+    lines = [
+        f"Study: {study.summary.one_line()}",
+        f"Asked by: {audience}",
+        f"Question: {question}",
+        "",
+        "Tool results:",
+    ]
     ran = [t for t in tool_results if t["applied"]]
     lines += [f"- {t['tool']}: {t['summary']}" for t in ran] or ["- none ran"]
     lines += ["", "Sources:"]

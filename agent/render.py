@@ -18,7 +18,9 @@ def render_text(a: Answer) -> str:
     for t in a.tools:
         if t.applied:
             out.append(f"  + {t.tool}: {t.summary}")
-            out += [f"      region ({r.x},{r.y}) {r.width}x{r.height} px, score {r.score:g}, {r.side}" for r in t.regions]
+            out += [
+                f"      region ({r.x},{r.y}) {r.width}x{r.height} px, score {r.score:g}, {r.side}" for r in t.regions
+            ]
             if t.heatmap_path:
                 out.append(f"      heatmap: {t.heatmap_path}")
             out += [f"      caveat: {c}" for c in t.caveats]
@@ -31,7 +33,9 @@ def render_text(a: Answer) -> str:
     if a.citations:
         out += ["", "Citations"]
         for c in a.citations:
-            out.append(f"  [{c.number}] {c.name} — {_codes(c.umls_cui, c.snomed_ct)} — {c.source} (score {c.score:.2f})")
+            out.append(
+                f"  [{c.number}] {c.name} — {_codes(c.umls_cui, c.snomed_ct)} — {c.source} (score {c.score:.2f})"
+            )
     if a.warnings:
         out += ["", "Warnings", *(f"  * {w}" for w in a.warnings)]
     return "\n".join(out)

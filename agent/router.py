@@ -9,13 +9,75 @@ from pydantic import BaseModel
 
 # A word-stem list per tool; the stems are matched at word starts ("effus" finds "effusion").
 _ABNORMALITY = (
-    "abnormal", "normal", "finding", "lesion", "mass", "nodul", "opaci", "effus", "pneumo", "fractur", "bleed",
-    "haemorrh", "hemorrh", "tumo", "cancer", "wrong", "see", "show", "visible", "present", "sign", "infect",
-    "consolid", "collaps", "enlarg", "asymmetr", "anomal", "unusual", "suspici", "where", "which side",
+    "abnormal",
+    "normal",
+    "finding",
+    "lesion",
+    "mass",
+    "nodul",
+    "opaci",
+    "effus",
+    "pneumo",
+    "fractur",
+    "bleed",
+    "haemorrh",
+    "hemorrh",
+    "tumo",
+    "cancer",
+    "wrong",
+    "see",
+    "show",
+    "visible",
+    "present",
+    "sign",
+    "infect",
+    "consolid",
+    "collaps",
+    "enlarg",
+    "asymmetr",
+    "anomal",
+    "unusual",
+    "suspici",
+    "where",
+    "which side",
 )
-_ATTENUATION = ("hu", "hounsfield", "attenuat", "densit", "dense", "fat", "fluid", "bone", "calcif", "air", "gas", "tissue", "composition")
-_QUALITY = ("quality", "contrast", "blur", "noise", "noisy", "artefact", "artifact", "readable", "diagnostic", "exposure")
-_DESCRIBE = ("describe", "what does this", "what is this", "what do you see", "summar", "overview", "tell me about", "report")
+_ATTENUATION = (
+    "hu",
+    "hounsfield",
+    "attenuat",
+    "densit",
+    "dense",
+    "fat",
+    "fluid",
+    "bone",
+    "calcif",
+    "air",
+    "gas",
+    "tissue",
+    "composition",
+)
+_QUALITY = (
+    "quality",
+    "contrast",
+    "blur",
+    "noise",
+    "noisy",
+    "artefact",
+    "artifact",
+    "readable",
+    "diagnostic",
+    "exposure",
+)
+_DESCRIBE = (
+    "describe",
+    "what does this",
+    "what is this",
+    "what do you see",
+    "summar",
+    "overview",
+    "tell me about",
+    "report",
+)
 # Definitional questions ("what does X mean?", "what is a Y?") ask about a term rather than about the image.
 _EXPLAIN = re.compile(
     r"\bmeans?\b|\bmeaning\b|\bexplain|\bdefin|\bwhat (is|are) (a|an)\b|^ what (is|are) (?!the\b|this\b|there\b)[\w -]+\?? $"
@@ -60,13 +122,18 @@ def plan_route(question: str, available: list[str]) -> RoutePlan:
             # Whatever a tool measures, the reader needs to know whether the image is good enough to trust it.
             reasons.setdefault("image_quality", "any measurement depends on whether the image is usable")
         intent = (
-            "abnormality" if "asymmetry_map" in reasons
-            else "measurement" if "ct_attenuation" in reasons
-            else "quality" if reasons
+            "abnormality"
+            if "asymmetry_map" in reasons
+            else "measurement"
+            if "ct_attenuation" in reasons
+            else "quality"
+            if reasons
             else "describe"
         )
         if not reasons:
-            reasons = {name: "no specific tool matched the question, so every applicable tool runs" for name in available}
+            reasons = {
+                name: "no specific tool matched the question, so every applicable tool runs" for name in available
+            }
     tools = [name for name in available if name in reasons]
     return RoutePlan(
         tools=tools,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Self
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -35,7 +36,7 @@ class Vesalius:
             ) from exc
         self.graph = build_graph(self.deps, saver)
 
-    def __enter__(self) -> "Vesalius":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -60,7 +61,9 @@ class Vesalius:
         """Answer `question` about `study` (or the thread's study). Everything is checked before the thread is touched."""
         question = " ".join(question.split())
         if not question:
-            raise AgentError("the question is empty", 'Ask something, e.g. vesalius ask --study scan.dcm "Is there an effusion?"')
+            raise AgentError(
+                "the question is empty", 'Ask something, e.g. vesalius ask --study scan.dcm "Is there an effusion?"'
+            )
         if len(question) > MAX_QUESTION_CHARS:
             raise AgentError(f"the question is {len(question)} characters long", f"Keep it under {MAX_QUESTION_CHARS}")
         if thread_id is not None:

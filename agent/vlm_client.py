@@ -66,14 +66,21 @@ class VlmClient:
         return self._model
 
     def chat(self, messages: list[dict[str, Any]], max_tokens: int, temperature: float = 0.0) -> ModelReply:
-        body = {**self.extra_body, "model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+        body = {
+            **self.extra_body,
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
         data = self._request("POST", "/chat/completions", json=body)
         try:
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ModelError(
-                f"the model server at {self.base} sent a reply without a message", "Check that it is an OpenAI-compatible server"
+                f"the model server at {self.base} sent a reply without a message",
+                "Check that it is an OpenAI-compatible server",
             ) from exc
         usage = data.get("usage") or {}
         return ModelReply(
@@ -90,7 +97,8 @@ class VlmClient:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise ModelError(
-                f"the model server at {self.base} did not answer in time", "Raise VESALIUS_VLM_TIMEOUT_S or check the server's load"
+                f"the model server at {self.base} did not answer in time",
+                "Raise VESALIUS_VLM_TIMEOUT_S or check the server's load",
             ) from exc
         except httpx.HTTPError as exc:
             raise ModelError(
@@ -106,7 +114,9 @@ class VlmClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise ModelError(f"the model server at {self.base} did not answer with JSON", "Check VESALIUS_VLM_URL") from exc
+            raise ModelError(
+                f"the model server at {self.base} did not answer with JSON", "Check VESALIUS_VLM_URL"
+            ) from exc
 
 
 def _error_detail(response: httpx.Response) -> str:

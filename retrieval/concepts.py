@@ -53,12 +53,17 @@ def load_knowledge(path: Path | None = None) -> tuple[KnowledgeFile, str]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise KnowledgeError(f"cannot read the knowledge file {path}: {exc.strerror}", "Check the knowledge file path setting (knowledge_path)") from exc
+        raise KnowledgeError(
+            f"cannot read the knowledge file {path}: {exc.strerror}",
+            "Check the knowledge file path setting (knowledge_path)",
+        ) from exc
     try:
         kb = KnowledgeFile.model_validate(json.loads(raw))
     except (json.JSONDecodeError, ValidationError) as exc:
         first = str(exc).splitlines()[0:3]
-        raise KnowledgeError(f"the knowledge file {path} is invalid ({' '.join(first)})", "Fix the file or restore it") from exc
+        raise KnowledgeError(
+            f"the knowledge file {path} is invalid ({' '.join(first)})", "Fix the file or restore it"
+        ) from exc
     ids = [c.id for c in kb.concepts]
     if len(ids) != len(set(ids)):
         dupes = sorted({i for i in ids if ids.count(i) > 1})

@@ -49,6 +49,10 @@ class Embedder:
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         vectors = self._model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=progress, convert_to_numpy=True
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)

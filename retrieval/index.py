@@ -58,7 +58,9 @@ def load_or_build(concepts: list[Concept], kb_digest: str, embedder: Embedder, c
     try:
         faiss.write_index(index, str(tmp / "index.faiss"))
         np.save(tmp / "owners.npy", np.asarray(owners, dtype=np.int64))
-        (tmp / "meta.json").write_text(json.dumps({"kb_digest": kb_digest, "model": embedder.model_id, "rows": len(texts)}))
+        (tmp / "meta.json").write_text(
+            json.dumps({"kb_digest": kb_digest, "model": embedder.model_id, "rows": len(texts)})
+        )
         os.replace(tmp, path)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

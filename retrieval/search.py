@@ -33,7 +33,9 @@ class KnowledgeBase:
         ]
 
     @classmethod
-    def open(cls, cache_dir: Path, knowledge_path: Path | None = None, embedding_model: Path | None = None) -> "KnowledgeBase":
+    def open(
+        cls, cache_dir: Path, knowledge_path: Path | None = None, embedding_model: Path | None = None
+    ) -> KnowledgeBase:
         kb, digest = load_knowledge(knowledge_path)
         embedder = Embedder(embedding_model)
         return cls(kb, load_or_build(kb.concepts, digest, embedder, cache_dir), embedder)

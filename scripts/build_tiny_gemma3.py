@@ -44,9 +44,16 @@ from transformers import (
 # code that assumes those ids still works; the turn and image markers follow. Their ids differ from real Gemma
 # (105, 106, 255999, ...): nothing should hard-code them.
 SPECIAL_TOKENS = [
-    "<pad>", "<eos>", "<bos>", "<unk>", "<mask>",
-    "<start_of_turn>", "<end_of_turn>",
-    "<start_of_image>", "<end_of_image>", "<image_soft_token>",
+    "<pad>",
+    "<eos>",
+    "<bos>",
+    "<unk>",
+    "<mask>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<start_of_image>",
+    "<end_of_image>",
+    "<image_soft_token>",
 ]
 # Gemma has single tokens for runs of newlines and vLLM's Gemma3 processor looks these up by string.
 NEWLINE_TOKENS = ["\n", "\n\n", "\n\n\n", "\n\n\n\n"]
@@ -69,15 +76,15 @@ GEMMA3_CHAT_TEMPLATE = (
     "    {%- endif -%}\n"
     "    {%- set loop_messages = messages[1:] -%}\n"
     "{%- else -%}\n"
-    "    {%- set first_user_prefix = \"\" -%}\n"
+    '    {%- set first_user_prefix = "" -%}\n'
     "    {%- set loop_messages = messages -%}\n"
     "{%- endif -%}\n"
     "{%- for message in loop_messages -%}\n"
     "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
-    "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
+    '        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}\n'
     "    {%- endif -%}\n"
     "    {%- if (message['role'] == 'assistant') -%}\n"
-    "        {%- set role = \"model\" -%}\n"
+    '        {%- set role = "model" -%}\n'
     "    {%- else -%}\n"
     "        {%- set role = message['role'] -%}\n"
     "    {%- endif -%}\n"
@@ -93,7 +100,7 @@ GEMMA3_CHAT_TEMPLATE = (
     "            {%- endif -%}\n"
     "        {%- endfor -%}\n"
     "    {%- else -%}\n"
-    "        {{ raise_exception(\"Invalid content type\") }}\n"
+    '        {{ raise_exception("Invalid content type") }}\n'
     "    {%- endif -%}\n"
     "    {{ '<end_of_turn>\n' }}\n"
     "{%- endfor -%}\n"
@@ -109,25 +116,91 @@ def log(msg: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- corpus
 
+
 def builtin_corpus() -> list[str]:
     """Medical-ish English sentences, so the BPE learns pieces that look like the agent's real prompts.
 
     Generated from fixed word lists with a fixed RNG: the corpus (and so the tokenizer) never depends on --seed.
     """
     rng = random.Random(1234)
-    findings = ["opacity", "consolidation", "effusion", "nodule", "mass", "fracture", "lesion", "infiltrate",
-                "pneumothorax", "cardiomegaly", "atelectasis", "edema", "calcification", "erythema", "ulcer"]
-    sites = ["right lower lobe", "left upper lobe", "lung bases", "mediastinum", "pleural space", "left ventricle",
-             "distal radius", "skin of the forearm", "retina", "liver", "kidney", "brain", "abdomen", "chest"]
-    modalities = ["chest X-ray", "CT scan", "MRI", "ultrasound", "dermoscopy image", "fundus photograph",
-                  "histology slide", "radiograph", "DICOM series", "mammogram"]
-    patients = ["A 54-year-old man", "A 32-year-old woman", "An elderly patient", "A child", "The patient",
-                "A 67-year-old smoker", "A pregnant woman", "A diabetic patient"]
-    symptoms = ["cough", "fever", "chest pain", "shortness of breath", "headache", "abdominal pain", "rash",
-                "blurred vision", "fatigue", "weight loss", "hemoptysis", "dizziness"]
-    actions = ["Describe the findings.", "What is the most likely diagnosis?", "Is there any abnormality?",
-               "List the differential diagnosis.", "Recommend the next step in management.",
-               "Answer with yes or no.", "Which of the following is correct? A, B, C or D."]
+    findings = [
+        "opacity",
+        "consolidation",
+        "effusion",
+        "nodule",
+        "mass",
+        "fracture",
+        "lesion",
+        "infiltrate",
+        "pneumothorax",
+        "cardiomegaly",
+        "atelectasis",
+        "edema",
+        "calcification",
+        "erythema",
+        "ulcer",
+    ]
+    sites = [
+        "right lower lobe",
+        "left upper lobe",
+        "lung bases",
+        "mediastinum",
+        "pleural space",
+        "left ventricle",
+        "distal radius",
+        "skin of the forearm",
+        "retina",
+        "liver",
+        "kidney",
+        "brain",
+        "abdomen",
+        "chest",
+    ]
+    modalities = [
+        "chest X-ray",
+        "CT scan",
+        "MRI",
+        "ultrasound",
+        "dermoscopy image",
+        "fundus photograph",
+        "histology slide",
+        "radiograph",
+        "DICOM series",
+        "mammogram",
+    ]
+    patients = [
+        "A 54-year-old man",
+        "A 32-year-old woman",
+        "An elderly patient",
+        "A child",
+        "The patient",
+        "A 67-year-old smoker",
+        "A pregnant woman",
+        "A diabetic patient",
+    ]
+    symptoms = [
+        "cough",
+        "fever",
+        "chest pain",
+        "shortness of breath",
+        "headache",
+        "abdominal pain",
+        "rash",
+        "blurred vision",
+        "fatigue",
+        "weight loss",
+        "hemoptysis",
+        "dizziness",
+    ]
+    actions = [
+        "Describe the findings.",
+        "What is the most likely diagnosis?",
+        "Is there any abnormality?",
+        "List the differential diagnosis.",
+        "Recommend the next step in management.",
+        "Answer with yes or no.",
+        "Which of the following is correct? A, B, C or D.",
+    ]
     templates = [
         "{patient} presents with {symptom} and {symptom2}.",
         "The {modality} shows a {finding} in the {site}.",
@@ -144,11 +217,18 @@ def builtin_corpus() -> list[str]:
     ]
     lines = []
     for _ in range(3000):
-        lines.append(rng.choice(templates).format(
-            patient=rng.choice(patients), symptom=rng.choice(symptoms), symptom2=rng.choice(symptoms),
-            modality=rng.choice(modalities), finding=rng.choice(findings), finding2=rng.choice(findings),
-            site=rng.choice(sites), action=rng.choice(actions),
-        ))
+        lines.append(
+            rng.choice(templates).format(
+                patient=rng.choice(patients),
+                symptom=rng.choice(symptoms),
+                symptom2=rng.choice(symptoms),
+                modality=rng.choice(modalities),
+                finding=rng.choice(findings),
+                finding2=rng.choice(findings),
+                site=rng.choice(sites),
+                action=rng.choice(actions),
+            )
+        )
     # Digits, punctuation and casing, so numbers and options tokenise into few pieces rather than bytes.
     lines += [f"Option {c}: {n} mg, {n / 10:.1f} cm, {n}%" for c, n in zip("ABCDE" * 40, range(200))]
     return lines
@@ -164,6 +244,7 @@ def read_corpus(paths: list[str]) -> list[str]:
 
 # -------------------------------------------------------------------------------------------- tokenizer
 
+
 def train_bpe(lines: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Train a BPE with Gemma's conventions and return (vocab, merges) with Gemma's id layout.
 
@@ -176,8 +257,9 @@ def train_bpe(lines: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
     tok.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
     # Every printable ASCII character gets a piece even if the corpus lacks it; anything else uses byte fallback.
     alphabet = ["▁"] + [chr(c) for c in range(33, 127)]
-    trainer = trainers.BpeTrainer(vocab_size=BPE_VOCAB_SIZE, min_frequency=2, show_progress=False,
-                                  special_tokens=[], initial_alphabet=alphabet)
+    trainer = trainers.BpeTrainer(
+        vocab_size=BPE_VOCAB_SIZE, min_frequency=2, show_progress=False, special_tokens=[], initial_alphabet=alphabet
+    )
     tok.train_from_iterator(lines, trainer=trainer)
     learned = json.loads(tok.to_str())["model"]
 
@@ -227,6 +309,7 @@ def check_tokenizer(tokenizer: GemmaTokenizer) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ model
+
 
 def model_config(tokenizer: GemmaTokenizer) -> Gemma3Config:
     ids = tokenizer.convert_tokens_to_ids
@@ -291,11 +374,12 @@ def to_checkpoint_key(name: str) -> str:
     checkpoints) use `vision_tower.vision_model.embeddings...`. transformers loads either layout."""
     prefix = "model.vision_tower."
     if name.startswith(prefix) and not name.startswith(prefix + "vision_model."):
-        return prefix + "vision_model." + name[len(prefix):]
+        return prefix + "vision_model." + name[len(prefix) :]
     return name
 
 
 # -------------------------------------------------------------------------------------------- processor
+
 
 def build_processor(tokenizer: GemmaTokenizer) -> Gemma3Processor:
     image_processor = Gemma3ImageProcessor(
@@ -304,11 +388,16 @@ def build_processor(tokenizer: GemmaTokenizer) -> Gemma3Processor:
         image_std=[0.5, 0.5, 0.5],
         do_pan_and_scan=False,
     )
-    return Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer,
-                           chat_template=GEMMA3_CHAT_TEMPLATE, image_seq_length=MM_TOKENS_PER_IMAGE)
+    return Gemma3Processor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        chat_template=GEMMA3_CHAT_TEMPLATE,
+        image_seq_length=MM_TOKENS_PER_IMAGE,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- saving
+
 
 def save(out: Path, config: Gemma3Config, weights: dict[str, torch.Tensor], processor: Gemma3Processor) -> None:
     out.mkdir(parents=True, exist_ok=True)
@@ -343,6 +432,7 @@ def verify(out: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- main
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

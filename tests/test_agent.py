@@ -106,4 +106,15 @@ def test_unreachable_model_server_degrades_with_a_warning(make_settings, ct_path
     assert any("cannot reach the model server" in w for w in a.warnings)
     with Vesalius(settings.model_copy(update={"require_model": True})) as agent:
         with pytest.raises(AgentError, match="cannot reach the model server"):
-            agent.ask("Is there an effusion?", study=ct_path)
+            agent.ask("Is there an effusion?", thread_id=a.thread_id)
+        assert len(agent.thread(a.thread_id)["history"]) == 1  # the failed turn stored no half-answer
+    with Vesalius(settings) as agent:
+        assert agent.ask("And a pneumothorax?", thread_id=a.thread_id).turn == 2
+
+
+def test_a_question_about_a_term_gets_no_urgent_banner(make_settings, ct_path):
+    with Vesalius(make_settings()) as agent:
+        a = agent.ask("What does pneumothorax mean?", study=ct_path)
+    assert a.route.intent == "explain" and a.urgent == []
+    assert "Pneumothorax is an emergency when present" in a.answer  # the urgency is still said, in context
+    assert all(not t.applied for t in a.tools)

@@ -53,7 +53,9 @@ def test_index_is_cached_and_rebuilt_when_the_knowledge_changes(tmp_path):
     first = KnowledgeBase.open(tmp_path)
     again = KnowledgeBase.open(tmp_path)
     assert again.index.path == first.index.path
-    assert (first.index.path / "index.faiss").stat().st_mtime_ns == (again.index.path / "index.faiss").stat().st_mtime_ns
+    assert (first.index.path / "index.faiss").stat().st_mtime_ns == (
+        again.index.path / "index.faiss"
+    ).stat().st_mtime_ns
     data = json.loads(bundled_knowledge_path().read_text())
     data["concepts"] = data["concepts"][:5]
     edited = tmp_path / "kb.json"

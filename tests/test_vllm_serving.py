@@ -103,7 +103,10 @@ def _group_gone(pgid: int, wait_s: float = 30.0) -> bool:
 @pytest.fixture
 def model_settings(make_settings, vllm_server):
     return make_settings(
-        vlm_url=vllm_server.url, vlm_model=vllm_server.model, vlm_max_tokens=24, vlm_extra_body={"return_token_ids": True}
+        vlm_url=vllm_server.url,
+        vlm_model=vllm_server.model,
+        vlm_max_tokens=24,
+        vlm_extra_body={"return_token_ids": True},
     )
 
 
@@ -153,11 +156,14 @@ def test_follow_up_prompt_carries_the_earlier_turn(model_settings, ct_path, vllm
 
 
 def test_cli_uses_the_server_from_the_environment(cli_env, vllm_server, ct_path):
-    env = cli_env | {"VESALIUS_VLM_URL": vllm_server.url, "VESALIUS_VLM_MAX_TOKENS": "16"}  # model name: from /v1/models
+    env = cli_env | {
+        "VESALIUS_VLM_URL": vllm_server.url,
+        "VESALIUS_VLM_MAX_TOKENS": "16",
+    }  # model name: from /v1/models
     vesalius = str(Path(sys.executable).with_name("vesalius"))
     p = subprocess.run(
         [vesalius, "ask", "--json", "--require-model", "--study", str(ct_path), "Is there an effusion?"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
     answer = json.loads(p.stdout)

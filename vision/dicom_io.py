@@ -46,7 +46,9 @@ def read_dicom(path: Path, study_id: str) -> Study:
             "The header is damaged: export the file again",
         ) from exc
     if rows <= 0 or cols <= 0:
-        raise StudyError(f"{path.name} has no valid Rows/Columns ({rows}x{cols})", "The file is damaged: export it again")
+        raise StudyError(
+            f"{path.name} has no valid Rows/Columns ({rows}x{cols})", "The file is damaged: export it again"
+        )
     if rows * cols > MAX_PIXELS_PER_FRAME:
         raise StudyError(
             f"{path.name} has {rows}x{cols} pixels per frame, over the {MAX_PIXELS_PER_FRAME:,} limit",

@@ -20,7 +20,9 @@ def load_study(path: str | Path, *, modality: str | None = None) -> Study:
     if not path.exists():
         raise StudyError(f"no such file: {path}", "Check the path, or pass a DICOM, PNG or JPEG file")
     if path.is_dir():
-        raise StudyError(f"{path} is a folder", "Pass one DICOM, PNG or JPEG file (series folders are not supported yet)")
+        raise StudyError(
+            f"{path} is a folder", "Pass one DICOM, PNG or JPEG file (series folders are not supported yet)"
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -28,6 +30,6 @@ def load_study(path: str | Path, *, modality: str | None = None) -> Study:
     if not data:
         raise StudyError(f"{path} is empty (0 bytes)", "The file was not written completely: copy or export it again")
     study_id = hashlib.sha256(data).hexdigest()[:16]
-    if data.startswith(_PNG) or data.startswith(_JPEG):
+    if data.startswith((_PNG, _JPEG)):
         return read_image(path, data, study_id, modality=modality)
     return read_dicom(path, study_id)

@@ -25,18 +25,24 @@ def clean_model_text(text: str) -> str:
     return text[:_MAX_MODEL_CHARS] + (" [truncated]" if len(text) > _MAX_MODEL_CHARS else "")
 
 
-def urgent_notes(citations: list[Citation], audience: str) -> list[str]:
-    """Urgency of the conditions the question names outright; a definition's urgency is not a finding."""
+_URGENCY = {"emergency": "is an emergency when present", "urgent": "needs prompt attention when present"}
+
+
+def urgent_notes(citations: list[Citation], plan: RoutePlan) -> list[str]:
+    """Urgency of the conditions a question about this study names outright. A question about a term only
+    ("what does X mean?") gets the urgency inside the definition instead: a banner there would alarm for nothing."""
+    if plan.intent == "explain":
+        return []
+    audience = plan.audience
     notes = []
     for c in citations:
         if c.matched_term is None or c.urgency == "routine":
             continue
         if c.urgency == "emergency":
             who = "call emergency services or go to an emergency department" if audience == "patient" else "act now"
-            notes.append(f"{c.name} is an emergency when present: if it is suspected, {who} [{c.number}].")
         else:
             who = "see a clinician within a day or so" if audience == "patient" else "arrange prompt assessment"
-            notes.append(f"{c.name} needs prompt attention when present: if it is suspected, {who} [{c.number}].")
+        notes.append(f"{c.name} {_URGENCY[c.urgency]}: if it is suspected, {who} [{c.number}].")
     return notes
 
 
@@ -57,9 +63,16 @@ def deterministic_answer(plan: RoutePlan, tools: list[ToolResult], citations: li
         parts += [f"No tool here detects {names}: the measurements above neither show nor exclude it.", ""]
     if citations:
         parts.append("What the knowledge base says about the terms in the question:")
-        parts += [f"- {c.name} [{c.number}]: {c.passage}" for c in citations]
+        for c in citations:
+            urgency = (
+                f" ({c.name} {_URGENCY[c.urgency]}.)" if plan.intent == "explain" and c.urgency in _URGENCY else ""
+            )
+            parts.append(f"- {c.name} [{c.number}]: {c.passage}{urgency}")
     if plan.audience == "patient":
-        parts += ["", "This is general information, not a diagnosis. Please go through your images and results with your doctor."]
+        parts += [
+            "",
+            "This is general information, not a diagnosis. Please go through your images and results with your doctor.",
+        ]
     return "\n".join(parts).strip()
 
 
@@ -71,13 +84,20 @@ def uncertainty_statement(source: str, tools: list[ToolResult], model_name: str 
             f"The answer text was written by the language model {model_name}, which can be wrong or invent details; "
             f"check it against the measurements and sources listed. {base}"
         )
-    detail = " The image tools are measurements and heuristics, not trained detectors, so they neither confirm nor rule out any disease." if heuristic else ""
+    detail = (
+        " The image tools are measurements and heuristics, not trained detectors, so they neither confirm nor rule out any disease."
+        if heuristic
+        else ""
+    )
     return f"No model estimated the probability of any condition on this study.{detail} {base}"
 
 
 def patient_plain_passages(citations: list[Citation], deps: Deps) -> list[Citation]:
     by_id = {c.id: c for c in deps.knowledge().kb.concepts}
-    return [c.model_copy(update={"passage": by_id[c.concept_id].plain_language}) if c.concept_id in by_id else c for c in citations]
+    return [
+        c.model_copy(update={"passage": by_id[c.concept_id].plain_language}) if c.concept_id in by_id else c
+        for c in citations
+    ]
 
 
 def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
@@ -94,12 +114,15 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
     if reply and not text:
         warnings.append("the model returned no usable text; answered from the tools and the knowledge base instead")
     if text:
-        source, model = "model", ModelUse(
-            used=True,
-            name=reply["model"],
-            prompt_tokens=reply.get("prompt_tokens"),
-            completion_tokens=reply.get("completion_tokens"),
-            image_parts=state.get("model_image_parts", 0),
+        source, model = (
+            "model",
+            ModelUse(
+                used=True,
+                name=reply["model"],
+                prompt_tokens=reply.get("prompt_tokens"),
+                completion_tokens=reply.get("completion_tokens"),
+                image_parts=state.get("model_image_parts", 0),
+            ),
         )
         unknown = sorted({int(n) for n in re.findall(r"\[(\d+)\]", text)} - {c.number for c in citations})
         if unknown:
@@ -115,7 +138,7 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         study=StudySummary.model_validate(state["study"]),
         route=plan,
         tools=tools,
-        urgent=urgent_notes(citations, plan.audience),
+        urgent=urgent_notes(citations, plan),
         answer=text,
         answer_source=source,
         model=model,

@@ -21,7 +21,9 @@ def reason(state: AgentState, deps: Deps) -> dict[str, Any]:
         state["plan"]["audience"],
         deps.settings.vlm_image_max_side,
     )
-    images = sum(1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image_url")
+    images = sum(
+        1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image_url"
+    )
     try:
         reply = deps.vlm.chat(messages, max_tokens=deps.settings.vlm_max_tokens)
     except ModelError as exc:

@@ -49,7 +49,14 @@ class AsymmetryMap:
                 continue  # each asymmetric pair appears twice; report the side that is brighter or darker once
             side = "brighter on image left" if diff[r, c] > 0 else "brighter on image right"
             regions.append(
-                Region(x=int(c * bw), y=int(r * bh), width=int(bw), height=int(bh), score=round(float(z[r, c]), 2), side=side)
+                Region(
+                    x=int(c * bw),
+                    y=int(r * bh),
+                    width=int(bw),
+                    height=int(bh),
+                    score=round(float(z[r, c]), 2),
+                    side=side,
+                )
             )
         heatmap = _write_overlay(study, z, out_dir) if out_dir else None
         m = {"max_score": round(float(z.max()), 2), "mean_score": round(float(z.mean()), 2)}
@@ -77,7 +84,7 @@ def _block_means(grey: np.ndarray) -> np.ndarray:
     h, w = grey.shape
     ys = np.linspace(0, h, _GRID + 1).astype(int)
     xs = np.linspace(0, w, _GRID + 1).astype(int)
-    return np.array([[grey[ys[i]:ys[i + 1], xs[j]:xs[j + 1]].mean() for j in range(_GRID)] for i in range(_GRID)])
+    return np.array([[grey[ys[i] : ys[i + 1], xs[j] : xs[j + 1]].mean() for j in range(_GRID)] for i in range(_GRID)])
 
 
 def _write_overlay(study: Study, z: np.ndarray, out_dir: Path) -> Path:

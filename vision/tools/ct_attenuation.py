@@ -42,7 +42,9 @@ class CtAttenuation:
         m["min_hu"], m["max_hu"] = round(float(hu.min()), 1), round(float(hu.max()), 1)
         top = sorted(((m[f"{n}_fraction"], n) for n, _, _ in BANDS), reverse=True)[:3]
         parts = ", ".join(f"{n.replace('_', ' ')} {f:.0%}" for f, n in top)
-        summary = f"Slice composition by attenuation: {parts}; median attenuation of the body {m['body_median_hu']:g} HU"
+        summary = (
+            f"Slice composition by attenuation: {parts}; median attenuation of the body {m['body_median_hu']:g} HU"
+        )
         return ToolResult(
             tool=self.name,
             applied=True,

@@ -37,7 +37,9 @@ class ImageQuality:
             problems.append(f"{clipped:.0%} of pixels are clipped to black or white")
         if min(study.summary.rows, study.summary.columns) < 128:
             problems.append(f"low resolution ({study.summary.columns}x{study.summary.rows} px)")
-        summary = "Image quality adequate for viewing" if not problems else "Image quality limited: " + "; ".join(problems)
+        summary = (
+            "Image quality adequate for viewing" if not problems else "Image quality limited: " + "; ".join(problems)
+        )
         return ToolResult(
             tool=self.name,
             applied=True,
