@@ -26,8 +26,12 @@ def _settings(require_model: bool) -> Settings:
     return load_settings(require_model=True if require_model else None)
 
 
-def _emit(answer: Answer, as_json: bool) -> None:
-    click.echo(answer.model_dump_json(indent=2) if as_json else render_text(answer))
+def _emit(answer: Answer, as_json: bool, *, one_line: bool = False) -> None:
+    """Text for people; JSON for scripts (one document per line in a conversation, so it streams as JSON Lines)."""
+    if as_json:
+        click.echo(answer.model_dump_json(indent=None if one_line else 2))
+    else:
+        click.echo(render_text(answer))
 
 
 def _fail(exc: Exception) -> None:
@@ -114,8 +118,9 @@ def chat(study, thread_id, modality, require_model, as_json, heatmaps) -> None:
                 thread_id = answer.thread_id
                 click.echo(f"conversation {thread_id} (resume with: vesalius chat --thread {thread_id})", err=True)
             study = None  # later turns use the thread's study
-            _emit(answer, as_json)
-            click.echo("")
+            _emit(answer, as_json, one_line=True)
+            if not as_json:
+                click.echo("")
 
 
 @main.command()

@@ -24,12 +24,12 @@ class Vesalius:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.deps = Deps.from_settings(settings)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(settings.threads_db, check_same_thread=False)
             saver = SqliteSaver(self._conn)
             saver.setup()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise AgentError(
                 f"cannot open the conversation store {settings.threads_db} ({exc})",
                 "Check VESALIUS_DATA_DIR points to a writable folder, or move the damaged file aside",

@@ -19,6 +19,7 @@ import numpy as np
 
 from retrieval.concepts import Concept
 from retrieval.embedder import Embedder
+from retrieval.errors import KnowledgeError
 
 INDEX_FORMAT = 1
 
@@ -46,24 +47,35 @@ def load_or_build(concepts: list[Concept], kb_digest: str, embedder: Embedder, c
     key = f"{kb_digest[:16]}-{embedder.model_id}-v{INDEX_FORMAT}"
     path = cache_dir / "index" / key
     if (path / "index.faiss").exists():
-        return ConceptIndex(faiss.read_index(str(path / "index.faiss")), np.load(path / "owners.npy"), path)
+        try:
+            return ConceptIndex(faiss.read_index(str(path / "index.faiss")), np.load(path / "owners.npy"), path)
+        except (RuntimeError, OSError, ValueError):
+            shutil.rmtree(path, ignore_errors=True)  # damaged from outside (a disk error, a hand edit): rebuild it
     texts, owners = index_texts(concepts)
     print(f"vesalius: building the knowledge index ({len(concepts)} concepts, {len(texts)} texts) ...", file=sys.stderr)
     vectors = embedder.encode(texts, progress=sys.stderr.isatty())
     # Exact inner product: at a few thousand vectors a flat index is both fastest and exact.
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(vectors)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=path.parent))
+    _write_atomically(path, index, owners, {"kb_digest": kb_digest, "model": embedder.model_id, "rows": len(texts)})
+    return ConceptIndex(index, np.asarray(owners, dtype=np.int64), path)
+
+
+def _write_atomically(path: Path, index: faiss.Index, owners: list[int], meta: dict) -> None:
+    unwritable = KnowledgeError(
+        f"cannot write the knowledge index under {path.parent}", "Point the cache directory (cache_dir) to a writable folder"
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as exc:
+        raise unwritable from exc
     try:
         faiss.write_index(index, str(tmp / "index.faiss"))
         np.save(tmp / "owners.npy", np.asarray(owners, dtype=np.int64))
-        (tmp / "meta.json").write_text(
-            json.dumps({"kb_digest": kb_digest, "model": embedder.model_id, "rows": len(texts)})
-        )
+        (tmp / "meta.json").write_text(json.dumps(meta))
         os.replace(tmp, path)
-    except OSError:
+    except (OSError, RuntimeError) as exc:  # faiss reports I/O failures as RuntimeError
         shutil.rmtree(tmp, ignore_errors=True)
         if not (path / "index.faiss").exists():  # another process may have won the race; theirs is as good
-            raise
-    return ConceptIndex(index, np.asarray(owners, dtype=np.int64), path)
+            raise unwritable from exc

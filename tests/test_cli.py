@@ -73,6 +73,8 @@ def test_chat_keeps_a_thread_that_resumes_after_a_restart(cli_env, ct_path):
     assert p.returncode == 0, p.stderr
     assert "(turn 1)" in p.stdout and "(turn 2)" in p.stdout
     thread = p.stderr.split("vesalius chat --thread ")[1].split(")")[0].strip()
-    p = run(cli_env, "chat", "--thread", thread, stdin="Is the image quality good?\n")
+    p = run(cli_env, "chat", "--json", "--thread", thread, stdin="Is the image quality good?\nAnd the noise?\n")
     assert p.returncode == 0, p.stderr
-    assert "2 earlier turns" in p.stderr and f"Thread   {thread} (turn 3)" in p.stdout
+    assert "2 earlier turns" in p.stderr
+    turns = [json.loads(line) for line in p.stdout.splitlines()]  # JSON Lines: one answer per line
+    assert [(t["thread_id"], t["turn"]) for t in turns] == [(thread, 3), (thread, 4)]

@@ -74,3 +74,18 @@ def test_a_broken_knowledge_file_is_refused(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(KnowledgeError, match="invalid"):
         load_knowledge(bad)
+
+
+def test_an_unwritable_cache_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(KnowledgeError, match="cannot write the knowledge index"):
+        KnowledgeBase.open(blocker / "cache")
+
+
+def test_a_damaged_cached_index_is_rebuilt(tmp_path):
+    first = KnowledgeBase.open(tmp_path)
+    (first.index.path / "index.faiss").write_bytes(b"garbage")
+    again = KnowledgeBase.open(tmp_path)
+    assert again.index.index.ntotal == first.index.index.ntotal
+    assert again.search("collapsed lung", k=1)[0].concept.id == "pneumothorax"

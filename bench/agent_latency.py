@@ -1,0 +1,106 @@
+"""How long a question takes, and what the agent adds over the work a question cannot avoid.
+
+    .venv/bin/python bench/agent_latency.py [--repeats 20] [--out bench/RESULTS.md]
+
+Measured in one run, on the CT slice bundled with pydicom, with no model server (the embedded default):
+- baseline: the unavoidable parts, done by hand: read and render the study, embed the question and search FAISS;
+- agent: `Vesalius.ask`: the same plus routing, the tools, composing, and the SQLite checkpoint of the thread
+  (it reuses the study it loaded, as it does within a conversation, so its extra time is the graph's own);
+- cold CLI: a whole `vesalius ask` process (imports, model load, cached index);
+- index build: the knowledge index from scratch in an empty cache.
+Medians of `--repeats` runs; the ratio is agent / baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from pydicom.data import get_testdata_file
+
+from agent.config import load_settings
+from agent.service import Vesalius
+from retrieval import KnowledgeBase
+from vision import load_study
+
+QUESTIONS = [
+    "Is there a pleural effusion on this CT?",
+    "What is the attenuation of the tissue?",
+    "Could this be pneumonia?",
+    "Describe this study",
+    "What does pneumothorax mean?",
+]
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    args = parser.parse_args()
+    study = get_testdata_file("CT_small.dcm")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        print("building the index in an empty cache ...", file=sys.stderr)
+        build_s = timed(lambda: KnowledgeBase.open(tmp / "cache"))
+        kb = KnowledgeBase.open(tmp / "cache")
+        settings = load_settings({"HOME": str(tmp)}, cache_dir=tmp / "cache", data_dir=tmp / "data")
+        baseline, agent_s = [], []
+        with Vesalius(settings) as agent:
+            agent.ask(QUESTIONS[0], study=study)  # warm: models loaded, index read
+            for i in range(args.repeats):
+                q = QUESTIONS[i % len(QUESTIONS)]
+                baseline.append(timed(lambda q=q: (load_study(study), kb.search(q, k=5))))
+                agent_s.append(timed(lambda q=q: agent.ask(q, study=study)))
+                print(f"\r{i + 1}/{args.repeats} questions", end="", file=sys.stderr)
+        print(file=sys.stderr)
+        env = {"HOME": str(tmp), "VESALIUS_CACHE_DIR": str(tmp / "cache"), "VESALIUS_DATA_DIR": str(tmp / "data")}
+        cli = str(Path(sys.executable).with_name("vesalius"))
+        cold = [
+            timed(
+                lambda: subprocess.run(
+                    [cli, "ask", "--study", study, QUESTIONS[0]], env=env, check=True, capture_output=True
+                )
+            )
+            for _ in range(3)
+        ]
+
+    b, a = statistics.median(baseline), statistics.median(agent_s)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = [
+        ("baseline: load study + embed + FAISS search (warm)", f"{b * 1000:.1f} ms"),
+        ("agent: `Vesalius.ask`, no model server (warm, study already loaded)", f"{a * 1000:.1f} ms"),
+        ("ratio agent / baseline", f"{a / b:.2f}x"),
+        ("cold CLI: one `vesalius ask` process (median of 3)", f"{statistics.median(cold):.2f} s"),
+        ("knowledge index build from an empty cache", f"{build_s:.2f} s"),
+        ("peak resident memory of this process", f"{peak_mb:.0f} MB"),
+    ]
+    table = "\n".join(["| measure | median |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    text = (
+        f"# Agent latency\n\nMeasured {date.today()} by `bench/agent_latency.py --repeats {args.repeats}` on "
+        f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+        f"Python {platform.python_version()}; study: pydicom's `CT_small.dcm`; questions cycle through "
+        f"{len(QUESTIONS)} kinds (tools and no tools).\n\n{table}\n"
+    )
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
