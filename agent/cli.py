@@ -40,6 +40,27 @@ def _fail(exc: Exception) -> None:
     sys.exit(2)
 
 
+_STEP_DONE = {
+    "ingest": "study loaded",
+    "route": "tools chosen",
+    "tools": "image tools done",
+    "retrieve": "knowledge searched",
+    "reason": "model answered",
+}
+
+
+def _progress():
+    """Progress on stderr while a question runs, only for a person at a terminal (never in pipes or logs)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(node: str) -> None:
+        text = "" if node == "compose" else f"… {_STEP_DONE.get(node, node)}"  # the answer replaces the line
+        click.echo(f"\r\033[K{text}", err=True, nl=False)
+
+    return show
+
+
 class _Group(click.Group):
     """Turns every user-facing error into one line and exit code 2, and anything else into a short report."""
 
@@ -89,7 +110,10 @@ def main() -> None:
 def ask(study, thread_id, modality, require_model, as_json, heatmaps, question) -> None:
     """Answer QUESTION about a study (or about the study of --thread)."""
     with Vesalius(_settings(require_model)) as agent:
-        _emit(agent.ask(question, study=study, thread_id=thread_id, modality=modality, heatmap_dir=heatmaps), as_json)
+        answer = agent.ask(
+            question, study=study, thread_id=thread_id, modality=modality, heatmap_dir=heatmaps, on_step=_progress()
+        )
+        _emit(answer, as_json)
 
 
 @main.command()
@@ -110,7 +134,9 @@ def chat(study, thread_id, modality, require_model, as_json, heatmaps) -> None:
             if not line.strip() or line.strip().lower() in ("exit", "quit"):
                 break
             try:
-                answer = agent.ask(line, study=study, thread_id=thread_id, modality=modality, heatmap_dir=heatmaps)
+                answer = agent.ask(
+                    line, study=study, thread_id=thread_id, modality=modality, heatmap_dir=heatmaps, on_step=_progress()
+                )
             except AgentError as exc:  # one failed turn (the model server, say) does not end the conversation
                 click.echo(f"error: {exc.problem}. {exc.remedy}", err=True)
                 continue

@@ -89,7 +89,6 @@ _PATIENT = ("my ", " i ", "i'm", "am i", "should i", "worried", "worry", "seriou
 class RoutePlan(BaseModel):
     tools: list[str]
     reasons: dict[str, str]
-    retrieve: bool
     audience: Literal["clinician", "patient"]
     intent: Literal["describe", "abnormality", "measurement", "quality", "explain"]
 
@@ -138,7 +137,6 @@ def plan_route(question: str, available: list[str]) -> RoutePlan:
     return RoutePlan(
         tools=tools,
         reasons={name: reasons[name] for name in tools},
-        retrieve=True,
         audience="patient" if _has(q, _PATIENT) else "clinician",
         intent=intent,
     )

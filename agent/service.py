@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -57,8 +58,12 @@ class Vesalius:
         thread_id: str | None = None,
         modality: str | None = None,
         heatmap_dir: Path | None = None,
+        on_step: Callable[[str], None] | None = None,
     ) -> Answer:
-        """Answer `question` about `study` (or the thread's study). Everything is checked before the thread is touched."""
+        """Answer `question` about `study` (or the thread's study). Everything is checked before the thread is touched.
+
+        `on_step` is called with each graph node's name as it finishes (for progress displays).
+        """
         question = " ".join(question.split())
         if not question:
             raise AgentError(
@@ -80,14 +85,18 @@ class Vesalius:
         study_path = str(Path(study).resolve())
         self.deps.study(study_path, modality)  # fails here, with a StudyError, before anything is stored
         thread_id = thread_id or uuid.uuid4().hex[:12]
-        state = self.graph.invoke(
-            {
-                "thread_id": thread_id,
-                "question": question,
-                "study_path": study_path,
-                "modality": modality,
-                "heatmap_dir": str(heatmap_dir) if heatmap_dir else None,
-            },
-            {"configurable": {"thread_id": thread_id}},
-        )
+        inputs = {
+            "thread_id": thread_id,
+            "question": question,
+            "study_path": study_path,
+            "modality": modality,
+            "heatmap_dir": str(heatmap_dir) if heatmap_dir else None,
+        }
+        config = {"configurable": {"thread_id": thread_id}}
+        for mode, chunk in self.graph.stream(inputs, config, stream_mode=["updates", "values"]):
+            if mode == "updates" and on_step:
+                for node in chunk:
+                    on_step(node)
+            elif mode == "values":
+                state = chunk
         return Answer.model_validate(state["answer"])

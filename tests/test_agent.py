@@ -24,8 +24,10 @@ def test_graph_runs_its_nodes_in_order(make_settings, ct_path):
 
 
 def test_answer_cites_codes_and_says_no_model_was_used(make_settings, ct_path):
+    steps = []
     with Vesalius(make_settings()) as agent:
-        a = agent.ask("Is there a pleural effusion on this CT?", study=ct_path)
+        a = agent.ask("Is there a pleural effusion on this CT?", study=ct_path, on_step=steps.append)
+    assert steps == ["ingest", "route", "tools", "retrieve", "compose"]
     assert a.answer_source == "tools_and_knowledge" and not a.model.used
     assert a.answer.startswith(NO_MODEL_NOTE)
     top = a.citations[0]

@@ -124,6 +124,8 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
                 image_parts=state.get("model_image_parts", 0),
             ),
         )
+        if reply.get("finish_reason") == "length":
+            warnings.append("the model's answer was cut off at the token limit (raise VESALIUS_VLM_MAX_TOKENS)")
         unknown = sorted({int(n) for n in re.findall(r"\[(\d+)\]", text)} - {c.number for c in citations})
         if unknown:
             warnings.append(f"the model cited {', '.join(f'[{n}]' for n in unknown)}, which are not among the sources")
