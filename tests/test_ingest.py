@@ -2,6 +2,8 @@ import shutil
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from vision import StudyError, load_study
@@ -122,3 +124,21 @@ def test_copied_study_keeps_its_content_id(tmp_path, ct_path):
     copy = tmp_path / "renamed.dcm"
     shutil.copy(ct_path, copy)
     assert load_study(copy).summary.study_id == load_study(ct_path).summary.study_id
+
+
+@settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_dicom_loads_or_fails_with_a_study_error(tmp_path, ct_path, data):
+    """Random byte edits and cuts of a valid file: the only exception allowed is the project's own."""
+    raw = bytearray(ct_path.read_bytes())
+    for _ in range(data.draw(st.integers(1, 8))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    raw = raw[: data.draw(st.integers(64, len(raw)))]
+    path = tmp_path / "mutated.dcm"
+    path.write_bytes(bytes(raw))
+    try:
+        study = load_study(path)
+    except StudyError as exc:
+        assert exc.problem and exc.remedy
+    else:
+        assert study.image.size == (study.summary.columns, study.summary.rows)

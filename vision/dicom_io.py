@@ -28,7 +28,23 @@ _DECODER_HINT = (
 
 
 def read_dicom(path: Path, study_id: str) -> Study:
-    ds = _read_dataset(path)
+    # pydicom parses elements lazily, so a damaged element can raise on first access anywhere below, with
+    # any of a dozen exception types; and it warns about every invalid value, which is noise to a user.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = _read_dataset(path)
+        try:
+            return _study(path, ds, study_id)
+        except StudyError:
+            raise
+        except Exception as exc:
+            raise StudyError(
+                f"{path.name} has a damaged element ({type(exc).__name__}: {_first_line(exc)})",
+                "Export or copy the file again from the scanner or PACS",
+            ) from exc
+
+
+def _study(path: Path, ds: pydicom.Dataset, study_id: str) -> Study:
     if not any(k in ds for k in _PIXEL_KEYWORDS):
         kind = _sop_class_name(ds)
         if kind == "Media Storage Directory Storage":
@@ -57,8 +73,29 @@ def read_dicom(path: Path, study_id: str) -> Study:
     frame = frames // 2  # the middle frame is the most representative single view of a cine or stack
     raw = _decode(path, ds, frame if frames > 1 else None)
     values, image, window, unit = _render(ds, raw)
+    try:
+        summary = _summary(ds, study_id, rows, cols, frames, frame, values, window, unit)
+    except (TypeError, ValueError, IndexError) as exc:  # a malformed optional attribute (spacing, bits ...)
+        raise StudyError(
+            f"{path.name} has an invalid attribute value ({_first_line(exc)})",
+            "The header is damaged: export the file again",
+        ) from exc
+    return Study(path=path, summary=summary, values=values, image=image)
+
+
+def _summary(
+    ds: pydicom.Dataset,
+    study_id: str,
+    rows: int,
+    cols: int,
+    frames: int,
+    frame: int,
+    values: np.ndarray,
+    window: Window | None,
+    unit: str | None,
+) -> StudySummary:
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-    summary = StudySummary(
+    return StudySummary(
         study_id=study_id,
         source_format="dicom",
         modality=str(ds.get("Modality") or "OT"),
@@ -76,24 +113,21 @@ def read_dicom(path: Path, study_id: str) -> Study:
         physical_unit=unit,
         window=window,
     )
-    return Study(path=path, summary=summary, values=values, image=image)
 
 
 def _read_dataset(path: Path) -> pydicom.Dataset:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                return pydicom.dcmread(path)
-            except InvalidDicomError:
-                # Files written without the 128-byte preamble are common from older PACS exports.
-                ds = pydicom.dcmread(path, force=True)
-                if not any(k in ds for k in (*_PIXEL_KEYWORDS, "SOPClassUID", "Modality")):
-                    raise StudyError(
-                        f"{path.name} is neither DICOM nor a PNG/JPEG image",
-                        "Pass a DICOM file (.dcm), a PNG or a JPEG",
-                    ) from None
-                return ds
+        try:
+            return pydicom.dcmread(path)
+        except InvalidDicomError:
+            # Files written without the 128-byte preamble are common from older PACS exports.
+            ds = pydicom.dcmread(path, force=True)
+            if not any(k in ds for k in (*_PIXEL_KEYWORDS, "SOPClassUID", "Modality")):
+                raise StudyError(
+                    f"{path.name} is neither DICOM nor a PNG/JPEG image",
+                    "Pass a DICOM file (.dcm), a PNG or a JPEG",
+                ) from None
+            return ds
     except StudyError:
         raise
     except Exception as exc:  # pydicom raises many types for damaged files; all mean the same to a user
@@ -106,9 +140,7 @@ def _read_dataset(path: Path) -> pydicom.Dataset:
 def _decode(path: Path, ds: pydicom.Dataset, index: int | None) -> np.ndarray:
     tsyntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pixel_array(ds, index=index)
+        return pixel_array(ds, index=index)
     except (NotImplementedError, RuntimeError) as exc:
         if tsyntax and (not tsyntax.is_transfer_syntax or tsyntax.is_compressed or tsyntax.is_deflated):
             raise StudyError(
