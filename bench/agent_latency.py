@@ -7,7 +7,8 @@ Measured in one run, on the CT slice bundled with pydicom, with no model server 
 - agent: `Vesalius.ask`: the same plus routing, the tools, composing, and the SQLite checkpoint of the thread
   (it reuses the study it loaded, as it does within a conversation, so its extra time is the graph's own);
 - cold CLI: a whole `vesalius ask` process (imports, model load, cached index);
-- index build: the knowledge index from scratch in an empty cache.
+- index build: the knowledge index from scratch in an empty cache;
+- with `--vlm-url URL`: the agent again, with the model server at URL answering (max 32 tokens).
 Medians of `--repeats` runs; the ratio is agent / baseline.
 """
 
@@ -51,6 +52,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    parser.add_argument("--vlm-url", help="also measure with this OpenAI-compatible model server")
     args = parser.parse_args()
     study = get_testdata_file("CT_small.dcm")
 
@@ -69,6 +71,14 @@ def main() -> int:
                 agent_s.append(timed(lambda q=q: agent.ask(q, study=study)))
                 print(f"\r{i + 1}/{args.repeats} questions", end="", file=sys.stderr)
         print(file=sys.stderr)
+        with_model = []
+        if args.vlm_url:
+            with Vesalius(settings.model_copy(update={"vlm_url": args.vlm_url, "vlm_max_tokens": 32})) as agent:
+                agent.ask(QUESTIONS[0], study=study, thread_id="warm")
+                model_name = agent.deps.vlm.model
+                for i in range(args.repeats):
+                    q = QUESTIONS[i % len(QUESTIONS)]
+                    with_model.append(timed(lambda q=q: agent.ask(q, study=study)))
         env = {"HOME": str(tmp), "VESALIUS_CACHE_DIR": str(tmp / "cache"), "VESALIUS_DATA_DIR": str(tmp / "data")}
         cli = str(Path(sys.executable).with_name("vesalius"))
         cold = [
@@ -86,6 +96,16 @@ def main() -> int:
         ("baseline: load study + embed + FAISS search (warm)", f"{b * 1000:.1f} ms"),
         ("agent: `Vesalius.ask`, no model server (warm, study already loaded)", f"{a * 1000:.1f} ms"),
         ("ratio agent / baseline", f"{a / b:.2f}x"),
+        *(
+            [
+                (
+                    f"agent with model `{model_name}` at {args.vlm_url}, 32 tokens (warm)",
+                    f"{statistics.median(with_model) * 1000:.1f} ms",
+                )
+            ]
+            if with_model
+            else []
+        ),
         ("cold CLI: one `vesalius ask` process (median of 3)", f"{statistics.median(cold):.2f} s"),
         ("knowledge index build from an empty cache", f"{build_s:.2f} s"),
         ("peak resident memory of this process", f"{peak_mb:.0f} MB"),
