@@ -34,9 +34,8 @@ def _emit(answer: Answer, as_json: bool, *, one_line: bool = False) -> None:
         click.echo(render_text(answer))
 
 
-def _fail(exc: Exception) -> None:
-    problem, remedy = getattr(exc, "problem", str(exc)), getattr(exc, "remedy", "")
-    click.echo(f"error: {problem}. {remedy}".rstrip(), err=True)
+def _fail(exc: AgentError | StudyError | KnowledgeError) -> None:
+    click.echo(f"error: {exc.problem}. {exc.remedy}", err=True)
     sys.exit(2)
 
 

@@ -63,7 +63,8 @@ def load_or_build(concepts: list[Concept], kb_digest: str, embedder: Embedder, c
 
 def _write_atomically(path: Path, index: faiss.Index, owners: list[int], meta: dict) -> None:
     unwritable = KnowledgeError(
-        f"cannot write the knowledge index under {path.parent}", "Point the cache directory (cache_dir) to a writable folder"
+        f"cannot write the knowledge index under {path.parent}",
+        "Point the cache directory (cache_dir) to a writable folder",
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

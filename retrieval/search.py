@@ -19,6 +19,12 @@ class Hit:
     matched_term: str | None  # the name or synonym found verbatim in the query, if any
 
 
+def _term_pattern(term: str) -> re.Pattern[str]:
+    """Whole-word match; case-insensitive except for abbreviations, so that "CAP" is not found in "knee cap"."""
+    flags = 0 if term.isupper() else re.IGNORECASE
+    return re.compile(rf"(?<![\w-]){re.escape(term)}(?![\w-])", flags)
+
+
 class KnowledgeBase:
     """The bundled (or a user's) knowledge file, its FAISS index, and search over both."""
 
@@ -28,9 +34,7 @@ class KnowledgeBase:
         self.kb = kb
         self.index = index
         self.embedder = embedder
-        self._term_patterns = [
-            [(t, re.compile(rf"(?<![\w-]){re.escape(t.lower())}(?![\w-])")) for t in c.terms()] for c in kb.concepts
-        ]
+        self._term_patterns = [[(t, _term_pattern(t)) for t in c.terms()] for c in kb.concepts]
 
     @classmethod
     def open(
@@ -46,11 +50,10 @@ class KnowledgeBase:
 
     def exact_matches(self, text: str) -> dict[int, str]:
         """Concepts whose name or a synonym appears in `text` (whole words, case-insensitive)."""
-        lowered = text.lower()
         found = {}
         for i, patterns in enumerate(self._term_patterns):
             for term, pattern in patterns:
-                if pattern.search(lowered):
+                if pattern.search(text):
                     found[i] = term
                     break
         return found

@@ -45,6 +45,12 @@ def test_exact_terms_outrank_paraphrases(kb):
     assert hits[0].score > hits[1].score
 
 
+def test_abbreviations_match_only_in_capitals(kb):
+    assert any(h.matched_term == "CAP" for h in kb.search("Is this CAP or aspiration?", k=5))
+    assert all(h.matched_term != "CAP" for h in kb.search("Is my knee cap broken?", k=5))
+    assert kb.exact_matches("pleural EFFUSION?")  # ordinary terms ignore case
+
+
 def test_unrelated_text_is_not_cited(kb):
     assert kb.search("the quarterly sales figures of a bakery", k=5, min_score=0.45) == []
 
