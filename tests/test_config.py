@@ -29,6 +29,7 @@ def test_default_config_file_location_and_xdg(tmp_path):
     "env,match",
     [
         ({"VESALIUS_TOP_K": "many"}, "VESALIUS_TOP_K"),
+        ({"VESALIUS_VLM_EXTRA_BODY": "[not json"}, "VESALIUS_VLM_EXTRA_BODY"),
         ({"VESALIUS_CONFIG": "{dir}/bad.toml"}, "cannot read the config file"),
     ],
 )
@@ -37,6 +38,11 @@ def test_bad_settings_name_the_variable(tmp_path, env, match):
     env = {k: v.format(dir=tmp_path) for k, v in env.items()} | {"HOME": str(tmp_path)}
     with pytest.raises(AgentError, match=match):
         load_settings(env)
+
+
+def test_extra_body_is_read_as_json():
+    s = load_settings({"HOME": "/nonexistent", "VESALIUS_VLM_EXTRA_BODY": '{"return_token_ids": true, "top_k": 5}'})
+    assert s.vlm_extra_body == {"return_token_ids": True, "top_k": 5}
 
 
 def test_unknown_keys_in_the_file_are_refused(tmp_path):

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from agent.errors import AgentError
 from agent.service import Vesalius
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,6 +156,18 @@ def test_follow_up_prompt_carries_the_earlier_turn(model_settings, ct_path, vllm
     assert "Is there any sign of pneumonia in the lungs?" in prompt  # the earlier turn, as a user turn
     assert prompt.index("Is there any sign of pneumonia") < prompt.index("Question: What does that mean?")
     assert ids.count(vllm_server.token_id("<image_soft_token>")) == 16  # the same study, still attached
+
+
+def test_server_refusals_name_the_cause_and_the_fix(model_settings, ct_path):
+    too_long = model_settings.model_copy(update={"vlm_max_tokens": 100_000, "require_model": True})
+    with Vesalius(too_long) as agent, pytest.raises(AgentError) as info:
+        agent.ask("Is there an effusion?", study=ct_path)
+    assert "HTTP 400" in info.value.problem and "--max-model-len" in info.value.remedy
+    wrong_model = model_settings.model_copy(update={"vlm_model": "no-such-model"})
+    with Vesalius(wrong_model) as agent:
+        answer = agent.ask("Is there an effusion?", study=ct_path)
+    assert answer.answer_source == "tools_and_knowledge"
+    assert any("HTTP 404" in w and "no-such-model" in w for w in answer.warnings), answer.warnings
 
 
 def test_cli_uses_the_server_from_the_environment(cli_env, vllm_server, ct_path):
