@@ -7,9 +7,11 @@ from typing import Any
 
 from agent.answer import Answer, Citation, ModelUse
 from agent.deps import Deps
+from agent.nodes.tools import NOT_NEEDED
 from agent.router import RoutePlan
 from agent.state import AgentState
 from vision.study import StudySummary
+from vision.tools import not_applied
 from vision.tools.base import ToolResult
 
 NO_MODEL_NOTE = "No language model was used: this answer is composed from the tool measurements and the knowledge base."
@@ -104,7 +106,7 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
     plan = RoutePlan.model_validate(state["plan"])
     tools = [ToolResult.model_validate(t) for t in state.get("tool_results") or []]
     if not tools:  # retrieval-only route: still say which tools exist and why they were not run
-        tools = [ToolResult(tool=name, applied=False, reason="not needed for this question") for name in deps.tools]
+        tools = [not_applied(tool, NOT_NEEDED) for tool in deps.tools.values()]
     citations = [Citation.model_validate(c) for c in state.get("citations") or []]
     if plan.audience == "patient":
         citations = patient_plain_passages(citations, deps)

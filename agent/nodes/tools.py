@@ -7,6 +7,8 @@ from agent.deps import Deps
 from agent.state import AgentState
 from vision.tools import not_applied
 
+NOT_NEEDED = "not needed for this question"
+
 
 def run_tools(state: AgentState, deps: Deps) -> dict[str, Any]:
     """Run the planned tools that apply to the study; report every other tool with the reason it did not run."""
@@ -16,7 +18,7 @@ def run_tools(state: AgentState, deps: Deps) -> dict[str, Any]:
     results = []
     for name, tool in deps.tools.items():
         if name not in planned:
-            results.append(not_applied(tool, "not needed for this question"))
+            results.append(not_applied(tool, NOT_NEEDED))
         elif (why_not := tool.applicability(study)) is not None:
             results.append(not_applied(tool, why_not))
         else:
