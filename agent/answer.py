@@ -7,10 +7,11 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from agent.router import RoutePlan
+from vision.deid import DeidRecord
 from vision.study import StudySummary
 from vision.tools.base import ToolResult
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 class Citation(BaseModel):
@@ -40,7 +41,9 @@ class Answer(BaseModel):
     thread_id: str
     turn: int = Field(description="1 for the first question of a thread")
     question: str
-    study: StudySummary
+    study: StudySummary = Field(description="the study as shown: frame_shown and window are the ones used")
+    shown: str = Field(description="which images were looked at, why, and through which window")
+    deidentification: DeidRecord | None = Field(description="what de-identification removed (DICOM only)")
     route: RoutePlan
     tools: list[ToolResult] = Field(description="every tool, with what it found or why it did not run")
     urgent: list[str] = Field(description="urgent notes, shown before everything else")

@@ -1,4 +1,4 @@
-"""The `vesalius` command line: ask, chat, demo."""
+"""The `vesalius` command line: ask, chat, demo, inspect, schema."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import click
 
 from agent.answer import Answer
 from agent.config import Settings, load_settings
+from agent.deps import Deps
 from agent.errors import AgentError
+from agent.inspect import inspection, render_inspection, write_images
 from agent.render import render_text
 from agent.service import Vesalius
 from retrieval import KnowledgeError
 from vision import StudyError
+from vision.windows import PRESETS, auto_window, parse_window
 
 USER_ERRORS = (AgentError, StudyError, KnowledgeError)
 DEMO_QUESTION = "Is there a pleural effusion on this CT, and what is the attenuation of the tissue?"
@@ -82,17 +85,23 @@ class _Group(click.Group):
             sys.exit(1)
 
 
-_study = click.option("--study", type=click.Path(path_type=Path), help="DICOM, PNG or JPEG file")
+_study = click.option(
+    "--study", type=click.Path(path_type=Path), help="DICOM file, folder or zip of slices, DICOMDIR, PNG, JPEG or TIFF"
+)
 _thread = click.option("--thread", "thread_id", help="continue a conversation by its id")
 _modality = click.option("--modality", help="modality code for plain images (CR, DX, CT, MR, US ...)")
 _require = click.option("--require-model", is_flag=True, help="fail rather than answer without the model server")
 _json = click.option("--json", "as_json", is_flag=True, help="print the answer as one JSON document")
 _heatmaps = click.option("--heatmaps", type=click.Path(path_type=Path), help="folder for heatmap PNGs")
+_series = click.option("--series", type=int, help="series number, when a folder, zip or DICOMDIR holds several")
+_window = click.option(
+    "--window", help=f"display window: {', '.join(PRESETS)}, auto, or CENTER,WIDTH (default: from the question)"
+)
 
 
 def _study_options(fn):
     """The options shared by `ask` and `chat`."""
-    for option in reversed((_study, _thread, _modality, _require, _json, _heatmaps)):
+    for option in reversed((_study, _thread, _modality, _series, _window, _require, _json, _heatmaps)):
         fn = option(fn)
     return fn
 
@@ -106,18 +115,25 @@ def main() -> None:
 @main.command()
 @_study_options
 @click.argument("question")
-def ask(study, thread_id, modality, require_model, as_json, heatmaps, question) -> None:
+def ask(study, thread_id, modality, series, window, require_model, as_json, heatmaps, question) -> None:
     """Answer QUESTION about a study (or about the study of --thread)."""
     with Vesalius(_settings(require_model)) as agent:
         answer = agent.ask(
-            question, study=study, thread_id=thread_id, modality=modality, heatmap_dir=heatmaps, on_step=_progress()
+            question,
+            study=study,
+            thread_id=thread_id,
+            modality=modality,
+            heatmap_dir=heatmaps,
+            series=series,
+            window=window,
+            on_step=_progress(),
         )
         _emit(answer, as_json)
 
 
 @main.command()
 @_study_options
-def chat(study, thread_id, modality, require_model, as_json, heatmaps) -> None:
+def chat(study, thread_id, modality, series, window, require_model, as_json, heatmaps) -> None:
     """A conversation about one study: one question per line; an empty line or EOF ends it."""
     if study is None and thread_id is None:
         raise AgentError("no study given", "Pass --study PATH to start, or --thread ID to resume")
@@ -134,7 +150,14 @@ def chat(study, thread_id, modality, require_model, as_json, heatmaps) -> None:
                 break
             try:
                 answer = agent.ask(
-                    line, study=study, thread_id=thread_id, modality=modality, heatmap_dir=heatmaps, on_step=_progress()
+                    line,
+                    study=study,
+                    thread_id=thread_id,
+                    modality=modality,
+                    heatmap_dir=heatmaps,
+                    series=series,
+                    window=window,
+                    on_step=_progress(),
                 )
             except AgentError as exc:  # one failed turn (the model server, say) does not end the conversation
                 click.echo(f"error: {exc.problem}. {exc.remedy}", err=True)
@@ -158,6 +181,27 @@ def demo(as_json) -> None:
     click.echo(f"vesalius ask --study {path} {DEMO_QUESTION!r}\n", err=True)
     with Vesalius(_settings(False)) as agent:
         _emit(agent.ask(DEMO_QUESTION, study=path), as_json)
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@_modality
+@_series
+@_window
+@click.option("--out", type=click.Path(path_type=Path), help="write rendered images and study.json to this folder")
+@click.option("--images", default=8, show_default=True, help="images of a stack to write with --out (0: all)")
+@_json
+def inspect(path, modality, series, window, out, images, as_json) -> None:
+    """Load PATH as Vesalius would (de-identified) and describe it; --out writes what a model would see."""
+    deps = Deps.from_settings(_settings(False))
+    study = deps.study(path, modality, series)
+    if window:
+        study = study.focused(window=parse_window(window) or auto_window(study.values))
+    written = write_images(study, out, images) if out else []
+    report = inspection(study, written)
+    if out:
+        (out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
+    click.echo(json.dumps(report, indent=2) if as_json else render_inspection(report))
 
 
 @main.command()

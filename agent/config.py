@@ -11,9 +11,9 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.errors import AgentError
 
@@ -32,12 +32,18 @@ class Settings(BaseModel):
     vlm_max_tokens: int = 384
     vlm_extra_body: dict[str, Any] = {}  # server-specific request fields, e.g. {"return_token_ids": true} for vLLM
     vlm_image_max_side: int = 896  # MedGemma's input resolution; larger images are shrunk before sending
+    vlm_max_images: int = Field(1, ge=1, le=16)  # slices of a volume sent per question (the server must allow them)
     require_model: bool = False  # fail instead of answering from the tools when the model server fails
     cache_dir: Path  # knowledge index, heatmaps
     data_dir: Path  # conversation threads (threads.sqlite)
     knowledge_path: Path | None = None  # a knowledge JSON file replacing the bundled one
     embedding_model: Path | None = None  # a local sentence-transformers directory; default all-MiniLM-L6-v2
     top_k: int = 5
+    # De-identification (DICOM PS3.15 Basic Profile) of every study before anything is kept or sent.
+    deid_key_file: Path | None = None  # secret for UID remapping and date shifts; default data_dir/deid.key
+    deid_dates: Literal["remove", "shift"] = "remove"
+    deid_keep_patient_characteristics: bool = True  # age (capped at 90) and sex, size and weight
+    max_voxels: int = Field(400_000_000, gt=0)  # the largest volume loaded (x4 bytes of memory)
     min_citation_score: float = 0.45  # below this fused score a knowledge hit is not cited
 
     @field_validator("vlm_extra_body", mode="before")
@@ -48,6 +54,10 @@ class Settings(BaseModel):
     @property
     def threads_db(self) -> Path:
         return self.data_dir / "threads.sqlite"
+
+    @property
+    def deid_key_path(self) -> Path:
+        return self.deid_key_file or self.data_dir / "deid.key"
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -5,14 +5,20 @@ One `Deps` per agent instance (no module-level state); expensive parts load on f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+import secrets
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from agent.config import Settings
+from agent.errors import AgentError
 from agent.vlm_client import VlmClient
 from retrieval import KnowledgeBase
 from vision import Study, load_study
+from vision.deid import DeidOptions
+from vision.options import IngestOptions
 from vision.tools import VisionTool, default_tools
+from vision.windows import Window
 
 
 @dataclass
@@ -21,7 +27,8 @@ class Deps:
     tools: dict[str, VisionTool] = field(default_factory=default_tools)
     vlm: VlmClient | None = None
     _knowledge: KnowledgeBase | None = field(default=None, repr=False)
-    _studies: dict[tuple[str, str | None], Study] = field(default_factory=dict, repr=False)
+    _studies: dict[tuple[str, str | None, int | None], Study] = field(default_factory=dict, repr=False)
+    _ingest: IngestOptions | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Deps:
@@ -42,12 +49,62 @@ class Deps:
             self._knowledge = KnowledgeBase.open(s.cache_dir, s.knowledge_path, s.embedding_model)
         return self._knowledge
 
-    def study(self, path: str | Path, modality: str | None = None) -> Study:
-        key = (str(Path(path).resolve()), modality)
+    def ingest_options(self) -> IngestOptions:
+        if self._ingest is None:
+            s = self.settings
+            deid = DeidOptions(
+                key=_deid_key(s.deid_key_path),
+                dates=s.deid_dates,
+                retain_patient_characteristics=s.deid_keep_patient_characteristics,
+            )
+            self._ingest = IngestOptions(deid=deid, max_voxels=s.max_voxels)
+        return self._ingest
+
+    def study(self, path: str | Path, modality: str | None = None, series: int | None = None) -> Study:
+        key = (str(Path(path).resolve()), modality, series)
         if key not in self._studies:
-            self._studies[key] = load_study(path, modality=modality)
+            options = self.ingest_options()
+            if series is not None:
+                options = replace(options, series=series)
+            self._studies[key] = load_study(path, modality=modality, options=options)
         return self._studies[key]
+
+    def view(self, state: dict, *, windowed: bool = True) -> Study:
+        """The thread's study focused on the image, and with `windowed` the window, this turn chose (nodes.route)."""
+        study = self.study(state["study_path"], state.get("modality"), state.get("series"))
+        view = state.get("view") or {}
+        window = Window.model_validate(view["window"]) if windowed and view.get("window") else None
+        return study.focused(view.get("key"), window)
 
     def close(self) -> None:
         if self.vlm:
             self.vlm.close()
+
+
+def _deid_key(path: Path) -> bytes:
+    """The installation's de-identification secret, created on first use readable by its owner only. The same
+    key maps the same UID to the same replacement across sessions, so re-opened studies stay recognisable."""
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+            try:
+                os.link(tmp, path)  # never replaces a key another process wrote first
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        key = path.read_bytes()
+    except OSError as exc:
+        raise AgentError(
+            f"cannot read or create the de-identification key {path} ({exc.strerror})",
+            "Check VESALIUS_DATA_DIR is writable, or set VESALIUS_DEID_KEY_FILE to a readable file",
+        ) from exc
+    if len(key) < 16:
+        raise AgentError(
+            f"the de-identification key {path} is only {len(key)} bytes", "Use a file of at least 16 random bytes"
+        )
+    return key

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from PIL import Image
+
 from agent.vlm_client import image_part
 from vision import Study
 
@@ -17,14 +19,32 @@ SYSTEM = (
 _HISTORY_CHARS = 600  # earlier answers are context, not the subject: keep the prompt short
 
 
+def describe_view(study: Study, view: dict[str, Any]) -> str:
+    """What the attached images are: which slices or frames, why, and through which window."""
+    indices = view.get("indices") or [study.index]
+    total = len(study.volume)
+    kind = {"volume": "slice", "cine": "frame"}.get(study.summary.stack, "image")
+    shown = ", ".join(str(i + 1) for i in indices)
+    text = f"{kind}{'s' if len(indices) > 1 else ''} {shown} of {total}" if total > 1 else "the image"
+    if view.get("images_reason") and total > 1:
+        text += f" ({view['images_reason']})"
+    window = study.summary.window
+    if window:
+        text += f"; window {window.label()}"
+        if view.get("window_reason"):
+            text += f" ({view['window_reason']})"
+    return text
+
+
 def build_messages(
     question: str,
     study: Study,
+    images: list[Image.Image],
+    shown: str,
     tool_results: list[dict[str, Any]],
     citations: list[dict[str, Any]],
     history: list[dict[str, Any]],
     audience: str,
-    image_max_side: int,
 ) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
     for turn in history:
@@ -32,6 +52,7 @@ def build_messages(
         messages.append({"role": "assistant", "content": turn["answer"][:_HISTORY_CHARS]})
     lines = [
         f"Study: {study.summary.one_line()}",
+        f"Shown: {shown}",
         f"Asked by: {audience}",
         f"Question: {question}",
         "",
@@ -44,6 +65,6 @@ def build_messages(
         f"[{c['number']}] {c['name']} (UMLS {c['umls_cui'] or '-'}, SNOMED CT {c['snomed_ct'] or '-'}): {c['passage']}"
         for c in citations
     ] or ["(none matched)"]
-    content = [image_part(study.rendered(image_max_side)), {"type": "text", "text": "\n".join(lines)}]
+    content = [*(image_part(image) for image in images), {"type": "text", "text": "\n".join(lines)}]
     messages.append({"role": "user", "content": content})
     return messages

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent.answer import Answer
+from vision.deid import DeidRecord
 
 
 def _codes(umls: str | None, snomed: str | None) -> str:
@@ -10,11 +11,22 @@ def _codes(umls: str | None, snomed: str | None) -> str:
     return " · ".join(c for c in codes if c)
 
 
+def deid_line(record: DeidRecord) -> str:
+    changed = len(record.removed) + len(record.emptied) + len(record.replaced)
+    return (
+        f"{changed} identifying attributes removed or blanked, {record.uids_replaced} UIDs replaced, "
+        f"{record.private_removed} private tags removed, dates {record.dates} ({record.profile})"
+    )
+
+
 def render_text(a: Answer) -> str:
     out: list[str] = []
     if a.urgent:
         out += ["URGENT", *(f"  ! {note}" for note in a.urgent), ""]
-    out += [f"Study    {a.study.one_line()}", f"Thread   {a.thread_id} (turn {a.turn})", "", "Tools"]
+    out += [f"Study    {a.study.one_line()}", f"Shown    {a.shown}"]
+    if a.deidentification:
+        out.append(f"De-id    {deid_line(a.deidentification)}")
+    out += [f"Thread   {a.thread_id} (turn {a.turn})", "", "Tools"]
     for t in a.tools:
         if t.applied:
             out.append(f"  + {t.tool}: {t.summary}")

@@ -86,11 +86,93 @@ _IMAGE_REF = ("this", "image", "scan", "study", "film", "picture", "x-ray", "xra
 _PATIENT = ("my ", " i ", "i'm", "am i", "should i", "worried", "worry", "serious", "scared", "will i")
 
 
+# CT window presets (vision.windows.PRESETS) and the tissue to look for (vision.slices.FOCI), by question stems;
+# the first entry that matches wins, so the specific (subdural) comes before the general (brain).
+_VIEWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("subdural", "blood", ("subdural", "extradural", "epidural")),
+    ("brain", "blood", ("bleed", "haemorrh", "hemorrh", "hematom", "haematom")),
+    ("brain", "brain", ("brain", "stroke", "infarct", "intracran", "cerebr", "ventric")),
+    (
+        "lung",
+        "lung",
+        (
+            "lung",
+            "nodul",
+            "emphysem",
+            "pneumothora",
+            "pneumonia",
+            "consolid",
+            "ground-glass",
+            "ground glass",
+            "airway",
+            "bronch",
+            "interstiti",
+            "fibros",
+            "cavit",
+            "pulmonar",
+        ),
+    ),
+    (
+        "bone",
+        "bone",
+        (
+            "fractur",
+            "bone",
+            "bony",
+            "osseous",
+            "lytic",
+            "sclero",
+            "vertebr",
+            "spine",
+            "spinal",
+            "rib",
+            "ribs",
+            "skull",
+            "pelvi",
+            "joint",
+        ),
+    ),
+    (
+        "mediastinum",
+        "soft tissue",
+        ("mediastin", "lymph", "aort", "heart", "cardi", "pericard", "effus", "oesophag", "esophag", "thym", "pleura"),
+    ),
+    (
+        "abdomen",
+        "soft tissue",
+        (
+            "liver",
+            "hepat",
+            "kidney",
+            "renal",
+            "spleen",
+            "splen",
+            "pancrea",
+            "bowel",
+            "append",
+            "abdom",
+            "gallbladder",
+            "adrenal",
+            "ascites",
+            "colon",
+            "stomach",
+        ),
+    ),
+)
+_IMAGE_NUMBER = re.compile(
+    r"\b(?:slice|image|frame|section)s?\s*(?:no\.?|number|#)?\s*(\d{1,4})(?:\s*(?:-|to|and)\s*(\d{1,4}))?"
+)
+
+
 class RoutePlan(BaseModel):
     tools: list[str]
     reasons: dict[str, str]
     audience: Literal["clinician", "patient"]
     intent: Literal["describe", "abnormality", "measurement", "quality", "explain"]
+    window: str | None = None  # a CT window preset the question calls for
+    focus: str | None = None  # the tissue whose slices to show
+    view_reason: str | None = None
+    images: list[int] = []  # 1-based slice or frame numbers the question names
 
 
 def _has(text: str, stems: tuple[str, ...]) -> str | None:
@@ -134,9 +216,31 @@ def plan_route(question: str, available: list[str]) -> RoutePlan:
                 name: "no specific tool matched the question, so every applicable tool runs" for name in available
             }
     tools = [name for name in available if name in reasons]
+    window, focus, view_reason = _view(q)
     return RoutePlan(
+        window=window,
+        focus=focus,
+        view_reason=view_reason,
+        images=_image_numbers(q),
         tools=tools,
         reasons={name: reasons[name] for name in tools},
         audience="patient" if _has(q, _PATIENT) else "clinician",
         intent=intent,
     )
+
+
+def _view(q: str) -> tuple[str | None, str | None, str | None]:
+    for window, focus, stems in _VIEWS:
+        if hit := _has(q, stems):
+            return window, focus, f"the question is about '{hit}'"
+    return None, None, None
+
+
+def _image_numbers(q: str) -> list[int]:
+    """ "slice 40", "images 3 to 5": numbers a user reads off a viewer, 1-based."""
+    numbers: list[int] = []
+    for match in _IMAGE_NUMBER.finditer(q):
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        numbers += range(first, min(last, first + 31) + 1) if last >= first else [first, last]
+    return sorted(set(numbers))

@@ -15,6 +15,7 @@ from agent.config import Settings
 from agent.deps import Deps
 from agent.errors import AgentError
 from agent.graph import build_graph
+from vision.windows import parse_window
 
 MAX_QUESTION_CHARS = 4000
 
@@ -58,11 +59,14 @@ class Vesalius:
         thread_id: str | None = None,
         modality: str | None = None,
         heatmap_dir: Path | None = None,
+        series: int | None = None,
+        window: str | None = None,
         on_step: Callable[[str], None] | None = None,
     ) -> Answer:
         """Answer `question` about `study` (or the thread's study). Everything is checked before the thread is touched.
 
-        `on_step` is called with each graph node's name as it finishes (for progress displays).
+        `series` picks a series by number in a folder, zip or DICOMDIR; `window` is a preset name, "auto" or
+        "center,width". Both stay with the thread. `on_step` is called with each graph node's name as it finishes.
         """
         question = " ".join(question.split())
         if not question:
@@ -78,18 +82,27 @@ class Vesalius:
                     f"there is no conversation {thread_id!r} in {self.settings.threads_db}",
                     "Check the id, or start a new conversation with --study PATH",
                 )
-            if study is None:  # a follow-up keeps the thread's study, and the modality it was given
+            if study is None:  # a follow-up keeps the thread's study and what it was opened with
                 study, modality = known["study_path"], modality or known.get("modality")
+                series = series if series is not None else known.get("series")
+                window = window or known.get("window")
         elif study is None:
-            raise AgentError("no study given", "Pass --study PATH (a DICOM, PNG or JPEG file)")
+            raise AgentError(
+                "no study given",
+                "Pass --study PATH (a DICOM file, a folder or zip of slices, a DICOMDIR, or a PNG/JPEG/TIFF)",
+            )
         study_path = str(Path(study).resolve())
-        self.deps.study(study_path, modality)  # fails here, with a StudyError, before anything is stored
+        self.deps.study(study_path, modality, series)  # fails here, with a StudyError, before anything is stored
+        if window:
+            parse_window(window)
         thread_id = thread_id or uuid.uuid4().hex[:12]
         inputs = {
             "thread_id": thread_id,
             "question": question,
             "study_path": study_path,
             "modality": modality,
+            "series": series,
+            "window": window,
             "heatmap_dir": str(heatmap_dir) if heatmap_dir else None,
         }
         config = {"configurable": {"thread_id": thread_id}}

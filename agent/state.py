@@ -11,10 +11,13 @@ class AgentState(TypedDict, total=False):
     question: str
     study_path: str
     modality: str | None  # user-supplied modality for plain images
+    series: int | None  # SeriesNumber chosen in a folder, zip or DICOMDIR of several series
+    window: str | None  # the user's window: a preset name, "auto" or "center,width"
     heatmap_dir: str | None
     # Per turn (reset by ingest):
     study: dict[str, Any]
     plan: dict[str, Any]
+    view: dict[str, Any]  # the images shown and the window, chosen by route
     tool_results: list[dict[str, Any]]
     citations: list[dict[str, Any]]
     model_reply: dict[str, Any] | None

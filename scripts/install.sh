@@ -21,4 +21,7 @@ if [ "$with_tests" = 1 ]; then
 else
   .venv/bin/python -m pip install -q -e .
 fi
+# Optional: GDCM has no wheel on some platforms; without it those few transfer syntaxes fail with a clear error.
+.venv/bin/python -m pip install -q -e '.[gdcm]' \
+  || echo "install.sh: python-gdcm did not install; 12-bit JPEG Extended DICOM files will not decode" >&2
 echo "installed: $(.venv/bin/vesalius --version)"

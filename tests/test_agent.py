@@ -120,3 +120,24 @@ def test_a_question_about_a_term_gets_no_urgent_banner(make_settings, ct_path):
     assert a.route.intent == "explain" and a.urgent == []
     assert "Pneumothorax is an emergency when present" in a.answer  # the urgency is still said, in context
     assert all(not t.applied for t in a.tools)
+
+
+def test_a_series_question_chooses_its_window_and_slices_and_the_thread_keeps_them(make_settings, tmp_path):
+    from dicom_factory import write_series
+
+    write_series(tmp_path / "ct", 12)
+    with Vesalius(make_settings(vlm_max_images=3)) as agent:
+        a = agent.ask("Is there a lung nodule?", study=tmp_path / "ct")
+        assert a.route.window == "lung" and a.study.window.name == "lung"
+        assert a.study.stack == "volume" and a.study.frames == 12
+        assert "slices" in a.shown and "of 12" in a.shown and "lung window" in a.shown
+        assert (
+            a.deidentification is not None and "PatientName" in a.deidentification.replaced + a.deidentification.emptied
+        )
+        # The user's window wins over the question's, and stays with the thread.
+        b = agent.ask("Is there a fracture on slice 3?", thread_id=a.thread_id, window="40,400")
+        assert b.study.window.source == "user" and b.study.frame_shown == 2 and "slice 3 of 12" in b.shown
+        c = agent.ask("And the bones?", thread_id=a.thread_id)
+        assert c.study.window.source == "user"
+        with pytest.raises(StudyError, match="image 40 does not exist"):
+            agent.ask("What is on slice 40?", thread_id=a.thread_id)

@@ -47,7 +47,7 @@ def test_bad_input_is_one_line_and_exit_code_2(cli_env, tmp_path, ct_path):
     cases = [
         (("ask", "--study", str(truncated), "q"), "truncated"),
         (("ask", "--study", str(tmp_path / "missing.dcm"), "q"), "no such file"),
-        (("ask", "--study", str(text), "q"), "neither DICOM nor a PNG/JPEG"),
+        (("ask", "--study", str(text), "q"), "neither DICOM nor a PNG, JPEG or TIFF"),
         (("ask", "--study", str(text), "  "), "the question is empty"),
         (("ask", "q"), "no study given"),
         (("ask", "--thread", "nope", "q"), "no conversation"),
@@ -78,3 +78,19 @@ def test_chat_keeps_a_thread_that_resumes_after_a_restart(cli_env, ct_path):
     assert "2 earlier turns" in p.stderr
     turns = [json.loads(line) for line in p.stdout.splitlines()]  # JSON Lines: one answer per line
     assert [(t["thread_id"], t["turn"]) for t in turns] == [(thread, 3), (thread, 4)]
+
+
+def test_inspect_prints_the_summary_and_writes_what_a_model_sees(cli_env, tmp_path):
+    from dicom_factory import write_series
+
+    write_series(tmp_path / "series", 10, patient_name="Leak^Test")
+    out = tmp_path / "out"
+    p = run(cli_env, "inspect", str(tmp_path / "series"), "--window", "lung", "--out", str(out), "--images", "3")
+    assert p.returncode == 0, p.stderr
+    assert "slice 6 of 10" in p.stdout and "lung C-600/W1500" in p.stdout and "PatientName" in p.stdout
+    report = json.loads((out / "study.json").read_text())
+    assert report["summary"]["frames"] == 10 and len(report["written"]) == 3
+    assert all(Path(f).exists() for f in report["written"])
+    assert "Leak^Test" not in p.stdout + (out / "study.json").read_text()
+    bad = run(cli_env, "inspect", str(tmp_path / "series"), "--window", "lungs")
+    assert bad.returncode == 2 and "unknown window preset" in bad.stderr

@@ -29,7 +29,7 @@ def test_mr_uses_the_window_stored_in_the_file(mr_path):
 def test_summary_carries_no_identifying_attributes(ct_path):
     dumped = load_study(ct_path).summary.model_dump_json()
     assert "CompressedSamples" not in dumped  # PatientName of CT_small.dcm
-    for key in ("patient", "name", "date", "uid", "institution"):
+    for key in ("patientname", "date", "uid", "institution", "physician"):
         assert key not in dumped.lower()
 
 
@@ -47,7 +47,7 @@ def test_png_images_of_each_depth(tmp_path, mode, bits):
     study = load_study(path, modality="dx")
     s = study.summary
     assert (s.rows, s.columns, s.bits_stored, s.colour) == (60, 80, bits, mode == "RGB")
-    assert (s.modality, s.modality_source, s.source_format) == ("DX", "dicom", "png")
+    assert (s.modality, s.modality_source, s.source_format) == ("DX", "user", "png")
     assert study.image.size == (80, 60)
 
 
@@ -70,8 +70,8 @@ def test_rendered_image_is_shrunk_never_enlarged(ct_path):
     [
         (lambda p: None, "no such file"),
         (lambda p: p.write_bytes(b""), "empty"),
-        (lambda p: p.write_text("hello, not an image"), "neither DICOM nor a PNG/JPEG"),
-        (lambda p: p.mkdir(), "is a folder"),
+        (lambda p: p.write_text("hello, not an image"), "neither DICOM nor a PNG, JPEG or TIFF"),
+        (lambda p: p.mkdir(), "holds no DICOM image"),
         (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30), "damaged or truncated image"),
     ],
 )

@@ -1,4 +1,7 @@
-"""PNG and JPEG studies: no tags, so the modality is whatever the user says (or unknown)."""
+"""PNG, JPEG and TIFF studies: no tags, so the modality is whatever the user says (or unknown).
+
+Only pixels are read: text chunks, EXIF and TIFF tags (which may name a patient) are never looked at.
+"""
 
 from __future__ import annotations
 
@@ -9,52 +12,68 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vision.errors import StudyError
-from vision.study import Study, StudySummary
+from vision.options import IngestOptions
+from vision.study import FrameSource, Study, StudySummary
+from vision.windows import Window, auto_window
 
-MAX_PIXELS = 100_000_000  # a decompression bomb guard well above any radiograph
+_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "TIFF": "tiff"}
 
 
-def read_image(path: Path, data: bytes, study_id: str, *, modality: str | None) -> Study:
+def read_image(path: Path, data: bytes, study_id: str, options: IngestOptions) -> Study:
     try:
         with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_PIXELS:
+            if img.width * img.height > options.max_pixels_per_frame:
                 raise StudyError(
-                    f"{path.name} is {img.width}x{img.height} pixels, over the {MAX_PIXELS:,} pixel limit",
+                    f"{path.name} is {img.width}x{img.height} pixels, over the {options.max_pixels_per_frame:,} limit",
                     "Downscale the image before asking about it",
                 )
-            img.load()
-            fmt = "png" if img.format == "PNG" else "jpeg"
-            values, image, bits = _normalise(img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            pages = getattr(img, "n_frames", 1)
+            img.load()  # a multi-page TIFF: the first page is the image, the rest are usually thumbnails
+            fmt = _FORMATS.get(img.format or "", "png")
+            values, bits = _values(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise StudyError(f"{path.name} is a damaged or truncated image ({exc})", "Export the image again") from exc
     colour = values.ndim == 3
     summary = StudySummary(
         study_id=study_id,
         source_format=fmt,
-        modality=(modality or "OT").upper(),
-        modality_source="dicom" if modality else "assumed",
-        rows=image.height,
-        columns=image.width,
+        modality=(options.modality or "OT").upper(),
+        modality_source="user" if options.modality else "assumed",
+        rows=values.shape[0],
+        columns=values.shape[1],
         colour=colour,
         bits_stored=bits,
+        window=None if colour else _window(values, bits),
     )
-    return Study(path=path, summary=summary, values=values, image=image)
+    notes = (f"{path.name} has {pages} pages: the first is shown",) if pages > 1 else ()
+    return Study(
+        path=path,
+        summary=summary,
+        volume=values[None],
+        sources=(FrameSource(path.name),),
+        warnings=notes,
+        colour_max=255.0,
+    )
 
 
-def _normalise(img: Image.Image) -> tuple[np.ndarray, Image.Image, int]:
-    """Values as float32 and an 8-bit rendering; RGB images whose channels are equal count as greyscale."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+def _window(values: np.ndarray, bits: int) -> Window:
+    """8-bit grey is shown as stored (the identity window); deeper images need a window fitted to their values."""
+    if bits == 8:
+        return Window(center=127.5, width=255.0, function="LINEAR_EXACT", source="auto")
+    return auto_window(values)
+
+
+def _values(img: Image.Image) -> tuple[np.ndarray, int]:
+    """Values as float32; RGB images whose channels are equal count as greyscale."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         values = np.asarray(img, dtype=np.float32)
-        lo, hi = float(values.min()), float(values.max())
-        scaled = np.zeros_like(values) if hi <= lo else (values - lo) * (255.0 / (hi - lo))
-        return values, Image.fromarray(scaled.astype(np.uint8), "L"), 16
+        return values, 32 if img.mode in ("I", "F") and float(values.max(initial=0)) > 65535 else 16
     if img.mode not in ("L", "RGB"):
-        img = img.convert("RGB") if img.mode in ("RGBA", "P", "CMYK", "YCbCr", "LA") else img.convert("L")
+        img = img.convert("RGB") if img.mode in ("RGBA", "P", "CMYK", "YCbCr", "LA", "PA", "RGBX") else img.convert("L")
     if img.mode == "RGB":
         rgb = np.asarray(img)
         # JPEG chroma noise leaves "grey" RGB images a level or two apart per channel.
         if np.abs(rgb.astype(np.int16) - rgb[..., :1]).max() <= 2:
-            img = img.convert("L")
-        else:
-            return rgb.astype(np.float32), img, 8
-    return np.asarray(img, dtype=np.float32), img, 8
+            return np.asarray(img.convert("L"), dtype=np.float32), 8
+        return rgb.astype(np.float32), 8
+    return np.asarray(img, dtype=np.float32), 8

@@ -8,9 +8,9 @@ from typing import Any
 from agent.answer import Answer, Citation, ModelUse
 from agent.deps import Deps
 from agent.nodes.tools import NOT_NEEDED
+from agent.prompt import describe_view
 from agent.router import RoutePlan
 from agent.state import AgentState
-from vision.study import StudySummary
 from vision.tools import not_applied
 from vision.tools.base import ToolResult
 
@@ -135,11 +135,14 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         source, model = "tools_and_knowledge", ModelUse(used=False)
         text = deterministic_answer(plan, tools, citations)
     history = state.get("history") or []
+    study = deps.view(state)
     answer = Answer(
         thread_id=state["thread_id"],
         turn=len(history) + 1,
         question=state["question"],
-        study=StudySummary.model_validate(state["study"]),
+        study=study.summary,
+        shown=describe_view(study, state.get("view") or {}),
+        deidentification=study.deid,
         route=plan,
         tools=tools,
         urgent=urgent_notes(citations, plan),
@@ -148,7 +151,7 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         model=model,
         uncertainty=uncertainty_statement(source, tools, model.name),
         citations=citations,
-        warnings=warnings,
+        warnings=[*study.warnings, *warnings],
     )
     turn = {"question": state["question"], "answer": text, "concepts": [c.concept_id for c in citations]}
     return {"answer": answer.model_dump(mode="json"), "history": [turn]}

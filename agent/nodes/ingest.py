@@ -8,10 +8,11 @@ from agent.state import AgentState
 
 def ingest(state: AgentState, deps: Deps) -> dict[str, Any]:
     """Load (or reuse) the thread's study and clear what the previous turn left in the state."""
-    study = deps.study(state["study_path"], state.get("modality"))
+    study = deps.study(state["study_path"], state.get("modality"), state.get("series"))
     return {
         "study": study.summary.model_dump(mode="json"),
         "plan": {},
+        "view": {},
         "tool_results": [],
         "citations": [],
         "model_reply": None,

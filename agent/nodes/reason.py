@@ -4,22 +4,25 @@ from typing import Any
 
 from agent.deps import Deps
 from agent.errors import ModelError
-from agent.prompt import build_messages
+from agent.prompt import build_messages, describe_view
 from agent.state import AgentState
 
 
 def reason(state: AgentState, deps: Deps) -> dict[str, Any]:
     """Ask the multimodal model. A failing server becomes a warning unless the user required the model."""
     assert deps.vlm is not None  # the graph only routes here when a model server is configured
-    study = deps.study(state["study_path"], state.get("modality"))
+    study = deps.view(state)
+    view = state.get("view") or {}
+    images = [study.render(i, deps.settings.vlm_image_max_side) for i in view.get("indices") or [study.index]]
     messages = build_messages(
         state["question"],
         study,
+        images,
+        describe_view(study, view),
         state.get("tool_results") or [],
         state.get("citations") or [],
         state.get("history") or [],
         state["plan"]["audience"],
-        deps.settings.vlm_image_max_side,
     )
     images = sum(
         1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image_url"

@@ -12,7 +12,9 @@ NOT_NEEDED = "not needed for this question"
 
 def run_tools(state: AgentState, deps: Deps) -> dict[str, Any]:
     """Run the planned tools that apply to the study; report every other tool with the reason it did not run."""
-    study = deps.study(state["study_path"], state.get("modality"))
+    # Tools measure the chosen slice in the study's own display: a narrow preset window would clip by design and
+    # read as a quality problem. The window is for what the model and the reader see.
+    study = deps.view(state, windowed=False)
     planned = state["plan"]["tools"]
     out_dir = Path(state.get("heatmap_dir") or deps.settings.cache_dir / "heatmaps")
     results = []

@@ -1,0 +1,177 @@
+"""One DICOM file (single image, cine loop or enhanced multi-frame volume) into a `Study`, plus the pieces a
+series of files shares with it: the summary's header facts and the default display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.uid import UID
+
+from vision import dicom_pixels as px
+from vision.deid import DeidRecord, deidentify
+from vision.dicom_read import guarded, has_pixels, no_pixels_error, number, text
+from vision.options import IngestOptions
+from vision.study import FrameSource, Study, StudySummary
+from vision.windows import VoiLut, Window, auto_window
+
+_AGE_UNITS = {"Y": 1.0, "M": 1 / 12, "W": 7 / 365.25, "D": 1 / 365.25}
+
+
+def load_file(path: Path, ds: pydicom.Dataset, study_id: str, options: IngestOptions) -> Study:
+    """`ds` is the parsed file; it is de-identified here, before anything is read from it."""
+    name = path.name
+    with guarded(name):
+        if not has_pixels(ds):
+            raise no_pixels_error(ds, name)
+        record = deidentify(ds, options.deid)
+        geo = px.geometry(ds, name, options)
+        frames = _volume_order(ds, geo.frames)
+        stack = "volume" if frames is not None else ("cine" if geo.frames > 1 else "single")
+        if frames is None:
+            frames = representative_frames(geo.frames, options.cine_frames)
+        px.check_voxels(len(frames) * geo.rows * geo.columns, geo.samples, name, options)
+        volume, unit, colour_max = _decode_frames(ds, name, frames, geo)
+        key = len(frames) // 2
+        multi = geo.frames > 1
+        summary = StudySummary(
+            study_id=study_id,
+            source_format="dicom",
+            rows=geo.rows,
+            columns=geo.columns,
+            stack=stack,
+            frames=len(frames),
+            source_frames=geo.frames,
+            frame_shown=key,
+            colour=volume.ndim == 4,
+            physical_unit=unit,
+            slice_spacing_mm=_spacing_of_frames(ds, frames) if stack == "volume" else None,
+            **header_facts(ds, record),
+        )
+        sources = tuple(FrameSource(name, f if multi else None) for f in frames)
+        return finish(
+            path, summary, volume, sources, record, ds, key_frame=frames[key] if multi else None, colour_max=colour_max
+        )
+
+
+def finish(
+    path: Path,
+    summary: StudySummary,
+    volume: np.ndarray,
+    sources: tuple[FrameSource, ...],
+    record: DeidRecord,
+    ds: pydicom.Dataset,
+    *,
+    key_frame: int | None,
+    colour_max: float = 255.0,
+    warnings: tuple[str, ...] = (),
+) -> Study:
+    """Attach the default display (the file's own window, its VOI LUT, or one fitted to the data)."""
+    windows: list[Window] = []
+    lut: VoiLut | None = None
+    window: Window | None = None
+    if not summary.colour:
+        windows = px.stored_windows(ds, key_frame)
+        lut = None if windows else px.voi_lut(ds)
+        window = windows[0] if windows else (lut.as_window() if lut else auto_window(volume))
+    summary = summary.model_copy(update={"window": window, "stored_windows": windows})
+    return Study(
+        path=path,
+        summary=summary,
+        volume=volume,
+        sources=sources,
+        deid=record,
+        warnings=(*record.warnings(), *warnings),
+        invert=str(ds.get("PhotometricInterpretation") or "").strip() == "MONOCHROME1",
+        voi_lut=lut,
+        colour_max=colour_max,
+    )
+
+
+def header_facts(ds: pydicom.Dataset, record: DeidRecord) -> dict[str, Any]:
+    """Summary fields read from a de-identified header (allow-listed attributes only)."""
+    tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    sex = (text(ds, "PatientSex") or "").upper()
+    return {
+        "modality": str(ds.get("Modality") or "OT").strip() or "OT",
+        "modality_source": "dicom",
+        "body_part": text(ds, "BodyPartExamined"),
+        "view": text(ds, "ViewPosition"),
+        "laterality": text(ds, "ImageLaterality") or text(ds, "Laterality"),
+        "patient_age_years": _age_years(text(ds, "PatientAge")),
+        "patient_sex": sex if sex in ("F", "M", "O") else None,
+        "bits_stored": int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8),
+        "pixel_spacing_mm": px.pixel_spacing(ds),
+        "transfer_syntax": UID(str(tsyntax)).name if tsyntax else None,
+        "burned_in_annotation": record.burned_in_annotation,
+    }
+
+
+def representative_frames(count: int, keep: int) -> list[int]:
+    """Evenly spaced frames including the first and last, so a loop's start, middle and end are all seen."""
+    if count <= keep:
+        return list(range(count))
+    return sorted({round(i) for i in np.linspace(0, count - 1, keep)})
+
+
+def decode_into(out: np.ndarray, ds: pydicom.Dataset, name: str, index: int | None) -> tuple[str | None, float]:
+    """Decode one frame into `out` (a view into the volume): no second copy of the study is ever held."""
+    raw = px.decode(ds, name, index)
+    if raw.ndim == 3 or str(ds.get("PhotometricInterpretation") or "") == "PALETTE COLOR":
+        rgb, top = px.colour(ds, raw)
+        if out.ndim != 3:
+            raise px.corrupt_pixels(name, ValueError("a colour frame in a greyscale stack"))
+        out[...] = rgb
+        return None, top
+    values, unit = px.physical(ds, raw, index)
+    if out.shape != values.shape:
+        raise px.corrupt_pixels(name, ValueError(f"frame of {values.shape} in a stack of {out.shape}"))
+    out[...] = values
+    return unit, 255.0
+
+
+def _decode_frames(
+    ds: pydicom.Dataset, name: str, frames: list[int], geo: px.Geometry
+) -> tuple[np.ndarray, str | None, float]:
+    colour = geo.samples == 3 or str(ds.get("PhotometricInterpretation") or "") == "PALETTE COLOR"
+    shape = (len(frames), geo.rows, geo.columns, 3) if colour else (len(frames), geo.rows, geo.columns)
+    volume = np.empty(shape, dtype=np.float32)
+    unit, top = None, 255.0
+    for slot, frame in enumerate(frames):
+        unit, top = decode_into(volume[slot], ds, name, frame if geo.frames > 1 else None)
+    return volume, unit, top
+
+
+def _volume_order(ds: pydicom.Dataset, count: int) -> list[int] | None:
+    """Frames in spatial order when the frames of an enhanced multi-frame object are distinct planes; None for
+    a cine loop (or several planes repeated over time, which is a loop of volumes: shown as a cine)."""
+    if count < 2 or "PerFrameFunctionalGroupsSequence" not in ds:
+        return None
+    iop = px.orientation(ds, 0)
+    positions = [px.position(ds, i) for i in range(count)]
+    if iop is None or any(p is None for p in positions):
+        return None
+    normal = np.cross(iop[:3], iop[3:])
+    depth = np.array([float(np.dot(p, normal)) for p in positions])
+    if len(np.unique(np.round(depth, 3))) != count:
+        return None
+    return [int(i) for i in np.argsort(depth, kind="stable")]
+
+
+def _spacing_of_frames(ds: pydicom.Dataset, frames: list[int]) -> float | None:
+    measures = px.frame_item(ds, frames[0], "PixelMeasuresSequence")
+    for source in (measures, ds):
+        if source is not None:
+            value = number(source, "SpacingBetweenSlices") or number(source, "SliceThickness")
+            if value and value > 0:
+                return value
+    return None
+
+
+def _age_years(age: str | None) -> float | None:
+    """PatientAge is "nnnY/M/W/D" (PS3.5 AS)."""
+    if not age or len(age) != 4 or not age[:3].isdigit() or age[3] not in _AGE_UNITS:
+        return None
+    return round(int(age[:3]) * _AGE_UNITS[age[3]], 2)
