@@ -15,6 +15,8 @@ from agent.config import Settings
 from agent.deps import Deps
 from agent.errors import AgentError
 from agent.graph import build_graph
+from agent.router import plan_route
+from vision.slices import choose_slices
 from vision.windows import parse_window
 
 MAX_QUESTION_CHARS = 4000
@@ -92,9 +94,12 @@ class Vesalius:
                 "Pass --study PATH (a DICOM file, a folder or zip of slices, a DICOMDIR, or a PNG/JPEG/TIFF)",
             )
         study_path = str(Path(study).resolve())
-        self.deps.study(study_path, modality, series)  # fails here, with a StudyError, before anything is stored
+        # Everything that can fail on the input fails here, with a StudyError, before the thread is touched.
+        loaded = self.deps.study(study_path, modality, series)
         if window:
             parse_window(window)
+        if requested := plan_route(question, []).images:
+            choose_slices(loaded, count=1, requested=requested)
         thread_id = thread_id or uuid.uuid4().hex[:12]
         inputs = {
             "thread_id": thread_id,

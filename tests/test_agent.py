@@ -141,3 +141,4 @@ def test_a_series_question_chooses_its_window_and_slices_and_the_thread_keeps_th
         assert c.study.window.source == "user"
         with pytest.raises(StudyError, match="image 40 does not exist"):
             agent.ask("What is on slice 40?", thread_id=a.thread_id)
+        assert agent.thread(a.thread_id)["question"] == "And the bones?"  # the failed turn stored nothing

@@ -16,7 +16,8 @@ Facts the cases rest on (pydicom 3.0.2, pylibjpeg-libjpeg 2.5.0, pylibjpeg-openj
   12-bit JPEG Extended image ("GDCM does not support 'JPEG Extended' for samples with 12-bit precision").
 - JPEG-lossy.dcm is JPGExtended.dcm with one byte changed: its SOS segment says Se=0 where sequential JPEG needs
   63. libjpeg rejects it (error -1038), pydicom's gdcm plugin refuses it (12-bit), and Pillow has no 12-bit
-  support, so no pydicom plugin decodes it, with or without python-gdcm.
+  support, so no pydicom plugin decodes it; GDCM's own reader does, which the loader falls back to
+  (vision/gdcm_fallback.py) where python-gdcm is installed.
 - There is no 8-bit greyscale JPEG Baseline file and no JPEG Lossless (process 14, 1.2.840.10008.1.2.4.57) file in
   the shared data; colour JPEG Baseline and process 14 SV1 (4.70) files are covered.
 """
@@ -332,3 +333,12 @@ def test_malformed_12_bit_jpeg_extended_is_refused_naming_its_syntax(shared_data
     with pytest.raises(StudyError) as caught:
         load_study(path)
     assert uid.JPEGExtended12Bit in str(caught.value)
+
+
+def test_malformed_12_bit_jpeg_extended_decodes_through_gdcms_own_reader(shared_data):
+    pytest.importorskip("gdcm", reason="python-gdcm (the optional 'gdcm' extra) is not installed")
+    path = _shared(shared_data, f"{T}/JPEG-lossy.dcm")
+    twin = load_study(_shared(shared_data, f"{T}/JPGExtended.dcm"))
+    study = load_study(path)
+    assert study.values.shape == twin.values.shape
+    assert np.abs(study.values - twin.values).max() <= 1  # one byte of the scan header differs; measured max 1

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pydicom
 import pytest
 
 from agent.errors import AgentError
@@ -132,6 +133,10 @@ def test_prompt_carries_the_image_as_image_tokens(model_settings, vllm_server, c
     prompt = _detokenize(vllm_server, ids)
     assert "Question: Is there a pleural effusion on this CT?" in prompt and "Tool results:" in prompt
     assert f"[1] {answer.citations[0].name}" in prompt and answer.citations[0].passage in prompt
+    assert "Shown: the image; window mediastinum" in prompt  # the window the question called for (effusion)
+    header = pydicom.dcmread(ct_path, stop_before_pixels=True)
+    for phi in (str(header.PatientName), header.PatientID, header.StudyInstanceUID, header.SOPInstanceUID):
+        assert phi not in prompt  # what reaches the model server is de-identified
 
 
 def test_random_model_text_is_cleaned_and_still_cited(model_settings, ct_path):

@@ -7,6 +7,7 @@ finds them there or at the top level, so the rest of the code needs no second pa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from struct import unpack
 
 import numpy as np
@@ -14,6 +15,7 @@ import pydicom
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from pydicom.uid import UID
 
+from vision import gdcm_fallback
 from vision.dicom_read import first_line, number, text
 from vision.errors import StudyError
 from vision.options import IngestOptions
@@ -76,8 +78,9 @@ def check_voxels(count: int, samples: int, name: str, options: IngestOptions) ->
         )
 
 
-def decode(ds: pydicom.Dataset, name: str, index: int | None) -> np.ndarray:
-    """Stored values of frame `index` (None: a single-frame file). Colour comes back as RGB."""
+def decode(ds: pydicom.Dataset, name: str, index: int | None, source: Path | None = None) -> np.ndarray:
+    """Stored values of frame `index` (None: a single-frame file). Colour comes back as RGB. `source`, the file
+    on disk, lets GDCM's own reader try where every pydicom plugin failed."""
     tsyntax = UID(str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")))
     try:
         return pixel_array(ds, index=index)
@@ -85,6 +88,9 @@ def decode(ds: pydicom.Dataset, name: str, index: int | None) -> np.ndarray:
         raise
     except Exception as exc:
         if tsyntax and (not tsyntax.is_transfer_syntax or tsyntax.is_compressed or tsyntax.is_deflated):
+            frames = gdcm_fallback.decode_file(source) if source is not None else None
+            if frames is not None and (index or 0) < len(frames):
+                return frames[index or 0]
             label = _NAMES.get(str(tsyntax), tsyntax.name if tsyntax.name != str(tsyntax) else "unknown")
             raise StudyError(
                 f"{name}: cannot decode pixel data in transfer syntax {label} ({tsyntax}): {_reasons(exc)}", _REMEDY
@@ -120,27 +126,27 @@ def frame_item(ds: pydicom.Dataset, index: int | None, sequence: str) -> pydicom
     return None
 
 
-def physical(ds: pydicom.Dataset, raw: np.ndarray, index: int | None) -> tuple[np.ndarray, str | None]:
-    """Apply the modality LUT (rescale or LUT sequence, top level or per frame); returns float32 and the unit."""
+def physical_into(out: np.ndarray, ds: pydicom.Dataset, raw: np.ndarray, index: int | None) -> str | None:
+    """Write `raw` through the modality LUT (rescale or LUT sequence, top level or per frame) into `out` (float32,
+    a slice of the volume, so no temporary copy of the frame is made); returns the unit."""
     if ds.get("ModalityLUTSequence"):
-        return apply_modality_lut(raw, ds).astype(np.float32), text(ds.ModalityLUTSequence[0], "ModalityLUTType")
+        out[...] = apply_modality_lut(raw, ds)
+        return text(ds.ModalityLUTSequence[0], "ModalityLUTType")
+    out[...] = raw
     source = ds if "RescaleSlope" in ds or "RescaleIntercept" in ds else None
     source = source or frame_item(ds, index, "PixelValueTransformationSequence")
     if source is None:
-        return raw.astype(np.float32, copy=False), None
+        return None
     slope = number(source, "RescaleSlope")
     intercept = number(source, "RescaleIntercept")
-    slope = 1.0 if slope is None else slope
-    intercept = 0.0 if intercept is None else intercept
-    values = raw.astype(np.float32)
-    if slope != 1.0:
-        values *= np.float32(slope)
-    if intercept != 0.0:
-        values += np.float32(intercept)
+    if slope is not None and slope != 1.0:
+        out *= np.float32(slope)
+    if intercept:
+        out += np.float32(intercept)
     unit = text(source, "RescaleType")
     if unit in (None, "US") and ds.get("Modality") == "CT":  # "US" = unspecified; CT values are Hounsfield units
         unit = "HU"
-    return values, None if unit == "US" else unit
+    return None if unit == "US" else unit
 
 
 def stored_windows(ds: pydicom.Dataset, index: int | None) -> list[Window]:
@@ -191,14 +197,14 @@ def voi_lut(ds: pydicom.Dataset) -> VoiLut | None:
 
 
 def colour(ds: pydicom.Dataset, raw: np.ndarray) -> tuple[np.ndarray, float]:
-    """RGB values and their full-scale value (palette colour goes through its lookup tables)."""
+    """RGB values (integers) and their full-scale value (palette colour goes through its lookup tables)."""
     if str(ds.get("PhotometricInterpretation") or "") == "PALETTE COLOR":
         rgb = apply_color_lut(raw, ds)
         if rgb.dtype.itemsize == 2 and "RedPaletteColorLookupTableData" in ds and ds.original_encoding[1] is False:
             # pydicom 3.0.2 reads non-segmented palette data in the machine's byte order even in a big endian file.
             rgb = rgb.byteswap()
-        return rgb.astype(np.float32), float(np.iinfo(rgb.dtype).max)
-    return raw.astype(np.float32), float(2 ** int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8) - 1)
+        return rgb, float(np.iinfo(rgb.dtype).max)
+    return raw, float(2 ** int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8) - 1)
 
 
 def position(ds: pydicom.Dataset, index: int | None) -> np.ndarray | None:

@@ -17,6 +17,7 @@ from vision.options import IngestOptions
 from vision.study import FrameSource, Study, StudySummary
 from vision.windows import VoiLut, Window, auto_window
 
+_WHOLE_DECODE_VALUES = 32_000_000  # up to ~64 MB of 16-bit stored values decoded at once for a native cine
 _AGE_UNITS = {"Y": 1.0, "M": 1 / 12, "W": 7 / 365.25, "D": 1 / 365.25}
 
 
@@ -33,7 +34,7 @@ def load_file(path: Path, ds: pydicom.Dataset, study_id: str, options: IngestOpt
         if frames is None:
             frames = representative_frames(geo.frames, options.cine_frames)
         px.check_voxels(len(frames) * geo.rows * geo.columns, geo.samples, name, options)
-        volume, unit, colour_max = _decode_frames(ds, name, frames, geo)
+        volume, unit, colour_max = _decode_frames(ds, name, frames, geo, path if path.is_file() else None)
         key = len(frames) // 2
         multi = geo.frames > 1
         summary = StudySummary(
@@ -116,32 +117,48 @@ def representative_frames(count: int, keep: int) -> list[int]:
     return sorted({round(i) for i in np.linspace(0, count - 1, keep)})
 
 
-def decode_into(out: np.ndarray, ds: pydicom.Dataset, name: str, index: int | None) -> tuple[str | None, float]:
-    """Decode one frame into `out` (a view into the volume): no second copy of the study is ever held."""
-    raw = px.decode(ds, name, index)
+def decode_into(
+    out: np.ndarray,
+    ds: pydicom.Dataset,
+    name: str,
+    index: int | None,
+    raw: np.ndarray | None = None,
+    source: Path | None = None,
+) -> tuple[str | None, float]:
+    """Decode frame `index` (or take its already decoded `raw`) into `out`, a view into the volume: no second
+    copy of the study is ever held."""
+    raw = px.decode(ds, name, index, source) if raw is None else raw
     if raw.ndim == 3 or str(ds.get("PhotometricInterpretation") or "") == "PALETTE COLOR":
         rgb, top = px.colour(ds, raw)
-        if out.ndim != 3:
-            raise px.corrupt_pixels(name, ValueError("a colour frame in a greyscale stack"))
+        if out.shape != rgb.shape:
+            raise px.corrupt_pixels(name, ValueError(f"a colour frame of {rgb.shape} in a stack of {out.shape}"))
         out[...] = rgb
         return None, top
-    values, unit = px.physical(ds, raw, index)
-    if out.shape != values.shape:
-        raise px.corrupt_pixels(name, ValueError(f"frame of {values.shape} in a stack of {out.shape}"))
-    out[...] = values
-    return unit, 255.0
+    if out.shape != raw.shape:
+        raise px.corrupt_pixels(name, ValueError(f"frame of {raw.shape} in a stack of {out.shape}"))
+    return px.physical_into(out, ds, raw, index), 255.0
 
 
 def _decode_frames(
-    ds: pydicom.Dataset, name: str, frames: list[int], geo: px.Geometry
+    ds: pydicom.Dataset, name: str, frames: list[int], geo: px.Geometry, source: Path | None
 ) -> tuple[np.ndarray, str | None, float]:
     colour = geo.samples == 3 or str(ds.get("PhotometricInterpretation") or "") == "PALETTE COLOR"
     shape = (len(frames), geo.rows, geo.columns, 3) if colour else (len(frames), geo.rows, geo.columns)
     volume = np.empty(shape, dtype=np.float32)
+    whole = None
+    if geo.frames > 1 and _native(ds) and geo.frames * geo.rows * geo.columns * geo.samples <= _WHOLE_DECODE_VALUES:
+        # Uncompressed frames decode fastest in one call; a compressed frame is decoded alone, as needed.
+        whole = px.decode(ds, name, None, source)
     unit, top = None, 255.0
     for slot, frame in enumerate(frames):
-        unit, top = decode_into(volume[slot], ds, name, frame if geo.frames > 1 else None)
+        index = frame if geo.frames > 1 else None
+        unit, top = decode_into(volume[slot], ds, name, index, None if whole is None else whole[frame], source)
     return volume, unit, top
+
+
+def _native(ds: pydicom.Dataset) -> bool:
+    tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    return tsyntax is not None and UID(str(tsyntax)).is_transfer_syntax and not UID(str(tsyntax)).is_compressed
 
 
 def _volume_order(ds: pydicom.Dataset, count: int) -> list[int] | None:

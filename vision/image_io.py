@@ -6,6 +6,7 @@ Only pixels are read: text chunks, EXIF and TIFF tags (which may name a patient)
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +22,11 @@ _FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "TIFF": "tiff"}
 
 def read_image(path: Path, data: bytes, study_id: str, options: IngestOptions) -> Study:
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > options.max_pixels_per_frame:
-                raise StudyError(
-                    f"{path.name} is {img.width}x{img.height} pixels, over the {options.max_pixels_per_frame:,} limit",
-                    "Downscale the image before asking about it",
-                )
-            pages = getattr(img, "n_frames", 1)
-            img.load()  # a multi-page TIFF: the first page is the image, the rest are usually thumbnails
-            fmt = _FORMATS.get(img.format or "", "png")
-            values, bits = _values(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about damaged EXIF and the like: noise to a user
+            values, bits, fmt, pages = _read(path, data, options)
+    except Image.DecompressionBombError as exc:
+        raise StudyError(f"{path.name} declares an image too large to open ({exc})", "Downscale it first") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise StudyError(f"{path.name} is a damaged or truncated image ({exc})", "Export the image again") from exc
     colour = values.ndim == 3
@@ -54,6 +50,19 @@ def read_image(path: Path, data: bytes, study_id: str, options: IngestOptions) -
         warnings=notes,
         colour_max=255.0,
     )
+
+
+def _read(path: Path, data: bytes, options: IngestOptions) -> tuple[np.ndarray, int, str, int]:
+    with Image.open(io.BytesIO(data)) as img:
+        if img.width * img.height > options.max_pixels_per_frame:
+            raise StudyError(
+                f"{path.name} is {img.width}x{img.height} pixels, over the {options.max_pixels_per_frame:,} limit",
+                "Downscale the image before asking about it",
+            )
+        pages = getattr(img, "n_frames", 1)
+        img.load()  # a multi-page TIFF: the first page is the image, the rest are usually thumbnails
+        values, bits = _values(img)
+        return values, bits, _FORMATS.get(img.format or "", "png"), pages
 
 
 def _window(values: np.ndarray, bits: int) -> Window:

@@ -75,10 +75,10 @@ def parse_window(text: str) -> Window | None:
 
 
 def auto_window(values: np.ndarray) -> Window:
-    """The 0.5-99.5 percentile range, estimated on a strided sample: an exact percentile of a volume costs more
-    than decoding it, and a display window does not need it."""
+    """The 0.5-99.5 percentile range, estimated on a strided sample of at most 65,536 values: an exact percentile
+    of a volume costs more than decoding it, and a display window does not need one."""
     flat = values.reshape(-1)
-    step = max(1, flat.size // 262_144)
+    step = max(1, -(-flat.size // 65_536))
     sample = flat[::step]
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
@@ -86,7 +86,7 @@ def auto_window(values: np.ndarray) -> Window:
     lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
     if hi <= lo:
         hi = lo + 1.0
-    return Window(center=(lo + hi) / 2, width=hi - lo, source="auto")
+    return Window(center=round((lo + hi) / 2, 1), width=round(hi - lo, 1), source="auto")
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,8 @@ def to_grey(values: np.ndarray, window: Window) -> np.ndarray:
 
 
 def to_uint8_range(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Linear stretch of [lo, hi] onto 0-255 (colour images and plain 16-bit images)."""
-    out = (values.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))
+    """Linear stretch of [lo, hi] onto 0-255 (colour images)."""
+    if lo == 0.0 and hi == 255.0:  # 8-bit colour: already on the scale
+        return np.clip(values, 0.0, 255.0).astype(np.uint8)
+    out = (values.astype(np.float32, copy=False) - lo) * (255.0 / max(hi - lo, 1e-6))
     return np.clip(out, 0.0, 255.0, out=out).astype(np.uint8)
