@@ -118,17 +118,8 @@ def main() -> None:
 def ask(study, thread_id, modality, series, window, require_model, as_json, heatmaps, question) -> None:
     """Answer QUESTION about a study (or about the study of --thread)."""
     with Vesalius(_settings(require_model)) as agent:
-        answer = agent.ask(
-            question,
-            study=study,
-            thread_id=thread_id,
-            modality=modality,
-            heatmap_dir=heatmaps,
-            series=series,
-            window=window,
-            on_step=_progress(),
-        )
-        _emit(answer, as_json)
+        options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
+        _emit(agent.ask(question, study=study, thread_id=thread_id, on_step=_progress(), **options), as_json)
 
 
 @main.command()
@@ -137,6 +128,7 @@ def chat(study, thread_id, modality, series, window, require_model, as_json, hea
     """A conversation about one study: one question per line; an empty line or EOF ends it."""
     if study is None and thread_id is None:
         raise AgentError("no study given", "Pass --study PATH to start, or --thread ID to resume")
+    options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
     with Vesalius(_settings(require_model)) as agent:
         if thread_id and (known := agent.thread(thread_id)):
             click.echo(f"resuming conversation {thread_id} ({len(known.get('history') or [])} earlier turns)", err=True)
@@ -149,16 +141,7 @@ def chat(study, thread_id, modality, series, window, require_model, as_json, hea
             if not line.strip() or line.strip().lower() in ("exit", "quit"):
                 break
             try:
-                answer = agent.ask(
-                    line,
-                    study=study,
-                    thread_id=thread_id,
-                    modality=modality,
-                    heatmap_dir=heatmaps,
-                    series=series,
-                    window=window,
-                    on_step=_progress(),
-                )
+                answer = agent.ask(line, study=study, thread_id=thread_id, on_step=_progress(), **options)
             except AgentError as exc:  # one failed turn (the model server, say) does not end the conversation
                 click.echo(f"error: {exc.problem}. {exc.remedy}", err=True)
                 continue

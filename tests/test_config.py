@@ -51,3 +51,20 @@ def test_unknown_keys_in_the_file_are_refused(tmp_path):
     with pytest.raises(AgentError, match="vlm_ulr"):
         load_settings({"HOME": str(tmp_path), "VESALIUS_CONFIG": str(config)})
     assert Path(config).read_text() == "vlm_ulr = 'typo'\n"
+
+
+def test_deid_key_is_created_private_then_reused_and_a_short_one_refused(make_settings, tmp_path):
+    import stat
+
+    from agent.deps import Deps
+    from agent.errors import AgentError
+
+    settings = make_settings()
+    first = Deps.from_settings(settings).ingest_options().deid.key
+    path = settings.deid_key_path
+    assert path == settings.data_dir / "deid.key" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Deps.from_settings(settings).ingest_options().deid.key == first and len(first) == 32
+    short = tmp_path / "short.key"
+    short.write_bytes(b"abc")
+    with pytest.raises(AgentError, match="only 3 bytes"):
+        Deps.from_settings(make_settings(deid_key_file=short)).ingest_options()

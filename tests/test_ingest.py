@@ -80,8 +80,8 @@ def test_grey_jpeg_saved_as_rgb_counts_as_greyscale(tmp_path):
 
 def test_rendered_image_is_shrunk_never_enlarged(ct_path):
     study = load_study(ct_path)
-    assert study.rendered(64).size == (64, 64)
-    assert study.rendered(896).size == (128, 128)
+    assert study.render(max_side=64).size == (64, 64)
+    assert study.render(max_side=896).size == (128, 128)
 
 
 @pytest.mark.parametrize(

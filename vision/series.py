@@ -106,10 +106,8 @@ def dicomdir_members(path: Path, ds: pydicom.Dataset, options: IngestOptions) ->
     return members
 
 
-def load_series(
-    path: Path, kind: str, members: list[Member], options: IngestOptions, *, skipped: Iterable[str] = ()
-) -> Study:
-    skipped = list(skipped)
+def load_series(path: Path, kind: str, members: list[Member], options: IngestOptions) -> Study:
+    skipped: list[str] = []
     slices, headers = _read_headers(members, options, skipped)
     if not slices:
         reason = f" ({_skip_summary(skipped)})" if skipped else ""
@@ -122,7 +120,12 @@ def load_series(
         # One file (or only multi-frame files) in the series: it is a study on its own.
         single = max(chosen, key=lambda s: s.frames)
         data = single.member.read()
-        study = load_file(Path(single.member.label), read_dataset(data, single.member.label), _digest([data]), options)
+        study = load_file(
+            Path(single.member.label),
+            read_dataset(data, single.member.label),
+            hashlib.sha256(data).hexdigest()[:16],
+            options,
+        )
         return _as_source(study, path, kind, notes + _skip_notes(skipped))
     ordered, order_notes = _order(c for c in chosen if c.frames == 1)
     header = headers[ordered[0].series]
@@ -307,10 +310,3 @@ def _skip_summary(skipped: list[str]) -> str:
 
 def _skip_notes(skipped: list[str]) -> list[str]:
     return [f"files left out: {_skip_summary(skipped)}"] if skipped else []
-
-
-def _digest(chunks: Iterable[bytes]) -> str:
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-    return digest.hexdigest()[:16]

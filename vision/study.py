@@ -137,9 +137,6 @@ class Study:
             (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.LANCZOS
         )
 
-    def rendered(self, max_side: int | None = None) -> Image.Image:
-        return self.image if max_side is None else self.render(max_side=max_side)
-
     def focused(self, index: int | None = None, window: Window | None = None) -> Study:
         """The same study looking at image `index` through `window` (grey images only take a window)."""
         changes: dict[str, object] = {}
