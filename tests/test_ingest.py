@@ -146,6 +146,16 @@ def test_copied_study_keeps_its_content_id(tmp_path, ct_path):
     assert load_study(copy).summary.study_id == load_study(ct_path).summary.study_id
 
 
+def test_damaged_file_meta_element_is_a_study_error(tmp_path, ct_path):
+    """Found by the fuzz test in CI: a mangled VR in (0002,0002) raised NotImplementedError on first access."""
+    raw = bytearray(ct_path.read_bytes())
+    at = raw.index(b"\x02\x00\x02\x00UI", 132)
+    raw[at + 4 : at + 6] = b"U\x00"
+    (tmp_path / "meta.dcm").write_bytes(bytes(raw))
+    with pytest.raises(StudyError, match="damaged element"):
+        load_study(tmp_path / "meta.dcm")
+
+
 FUZZ_FILES = ("CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_jp2klossless.dcm")
 
 

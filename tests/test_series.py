@@ -7,6 +7,8 @@ import zipfile
 import numpy as np
 import pytest
 from dicom_factory import order_marks, write_series
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vision import StudyError, load_study
 from vision.options import IngestOptions
@@ -124,3 +126,22 @@ def test_a_huge_declared_size_is_refused_before_decoding(tmp_path, ct_path):
         forged.save_as(tmp_path / "forged.dcm")
         with pytest.raises(StudyError, match=f"over the .* limit|{needle}"):
             load_study(tmp_path / "forged.dcm")
+
+
+@settings(max_examples=40, deadline=10000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_series_with_a_mutated_slice_loads_or_fails_with_a_study_error(tmp_path_factory, data):
+    folder = tmp_path_factory.mktemp("fuzz")
+    paths = write_series(folder, 4)
+    victim = paths[data.draw(st.integers(0, 3))]
+    raw = bytearray(victim.read_bytes())
+    # Offsets modulo the length: fresh UIDs make each run's files a few bytes longer or shorter.
+    for _ in range(data.draw(st.integers(1, 6))):
+        raw[data.draw(st.integers(0, 1 << 20)) % len(raw)] = data.draw(st.integers(0, 255))
+    victim.write_bytes(bytes(raw[: max(64, data.draw(st.integers(0, 1 << 20)) % (len(raw) + 1))]))
+    try:
+        study = load_study(folder)
+    except StudyError as exc:
+        assert exc.problem and exc.remedy
+    else:
+        assert study.render().size == (study.summary.columns, study.summary.rows)

@@ -13,10 +13,11 @@ from struct import unpack
 import numpy as np
 import pydicom
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import UID
 
 from vision import gdcm_fallback
-from vision.dicom_read import first_line, number, text
+from vision.dicom_read import INTERRUPTS, first_line, number, text
 from vision.errors import StudyError
 from vision.options import IngestOptions
 from vision.windows import VoiLut, Window
@@ -78,30 +79,47 @@ def check_voxels(count: int, samples: int, name: str, options: IngestOptions) ->
         )
 
 
-def decode(ds: pydicom.Dataset, name: str, index: int | None, source: Path | None = None) -> np.ndarray:
+def decode(
+    ds: pydicom.Dataset, name: str, index: int | None, source: Path | None = None, fallback: dict | None = None
+) -> np.ndarray:
     """Stored values of frame `index` (None: a single-frame file). Colour comes back as RGB. `source`, the file
-    on disk, lets GDCM's own reader try where every pydicom plugin failed."""
+    on disk, lets GDCM's own reader try, in a child process, where every in-process decoder failed; `fallback`
+    keeps what it decoded (all frames at once) for the next frame of the same file."""
     tsyntax = UID(str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "")))
+    if not tsyntax or (tsyntax.is_transfer_syntax and not tsyntax.is_compressed):  # native (deflate is inflated)
+        try:
+            return pixel_array(ds, index=index)
+        except (MemoryError, *INTERRUPTS):
+            raise
+        except BaseException as exc:
+            raise corrupt_pixels(name, exc) from exc
+    reasons = []
+    for plugin in _plugins(tsyntax):
+        try:
+            return pixel_array(ds, index=index, decoding_plugin=plugin)
+        except (MemoryError, *INTERRUPTS):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - pyo3 panics of the Rust decoders are BaseExceptions
+            reasons.append(f"{plugin}: {first_line(exc)}")
+    fallback = {} if fallback is None else fallback
+    if "gdcm" not in fallback:
+        greyscale = int(ds.get("SamplesPerPixel") or 1) == 1
+        fallback["gdcm"] = gdcm_fallback.decode_file(source) if source is not None and greyscale else None
+    frames = fallback["gdcm"]
+    if frames is not None and (index or 0) < len(frames):
+        return frames[index or 0]
+    label = _NAMES.get(str(tsyntax), tsyntax.name if tsyntax.name != str(tsyntax) else "unknown")
+    why = "; ".join(reasons)[:400] if reasons else "no installed decoder supports it"
+    raise StudyError(f"{name}: cannot decode pixel data in transfer syntax {label} ({tsyntax}): {why}", _REMEDY)
+
+
+def _plugins(tsyntax: UID) -> list[str]:
+    """pydicom's decoder plugins for `tsyntax`, in its order, without GDCM: its plugin crashes the interpreter
+    (a segmentation fault) on some damaged JPEG data, found by fuzzing; GDCM runs only in a child process."""
     try:
-        return pixel_array(ds, index=index)
-    except MemoryError:
-        raise
-    except Exception as exc:
-        if tsyntax and (not tsyntax.is_transfer_syntax or tsyntax.is_compressed or tsyntax.is_deflated):
-            frames = gdcm_fallback.decode_file(source) if source is not None else None
-            if frames is not None and (index or 0) < len(frames):
-                return frames[index or 0]
-            label = _NAMES.get(str(tsyntax), tsyntax.name if tsyntax.name != str(tsyntax) else "unknown")
-            raise StudyError(
-                f"{name}: cannot decode pixel data in transfer syntax {label} ({tsyntax}): {_reasons(exc)}", _REMEDY
-            ) from exc
-        raise corrupt_pixels(name, exc) from exc
-
-
-def _reasons(exc: Exception) -> str:
-    """pydicom lists each plugin's failure on its own line after a header: keep them all, on one line."""
-    lines = [line.strip(" -:") for line in str(exc).splitlines() if line.strip(" -:")]
-    return "; ".join(lines)[:400] or type(exc).__name__
+        return [p for p in get_decoder(tsyntax).available_plugins if p != "gdcm"]
+    except NotImplementedError:  # a syntax pydicom has no decoder for
+        return []
 
 
 def corrupt_pixels(name: str, exc: Exception) -> StudyError:

@@ -20,6 +20,9 @@ from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, Implic
 
 from vision.errors import StudyError
 
+# Decoders written in Rust (pylibjpeg-rle) raise pyo3's PanicException on damaged data, which derives from
+# BaseException: only these are let through, everything else a file can cause becomes a StudyError.
+INTERRUPTS = (KeyboardInterrupt, SystemExit, GeneratorExit)
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 
@@ -48,7 +51,9 @@ def guarded(name: str) -> Iterator[None]:
             raise
         except MemoryError:
             raise StudyError(f"{name} is too large to decode in the memory available", "Open a smaller study") from None
-        except Exception as exc:
+        except INTERRUPTS:
+            raise
+        except BaseException as exc:
             raise StudyError(
                 f"{name} has a damaged element ({type(exc).__name__}: {first_line(exc)})",
                 "Export or copy the file again from the scanner or PACS",
@@ -73,7 +78,9 @@ def read_dataset(source: Path | bytes, name: str, *, headers_only: bool = False)
                 return ds
         except StudyError:
             raise
-        except Exception as exc:  # pydicom raises many types for damaged files; all mean the same to a user
+        except INTERRUPTS:
+            raise
+        except BaseException as exc:  # pydicom raises many types for damaged files; all mean the same to a user
             raise StudyError(
                 f"{name} is a truncated or corrupt DICOM file ({type(exc).__name__}: {first_line(exc)})",
                 "Export or copy the file again from the scanner or PACS",

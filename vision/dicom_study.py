@@ -124,10 +124,11 @@ def decode_into(
     index: int | None,
     raw: np.ndarray | None = None,
     source: Path | None = None,
+    fallback: dict | None = None,
 ) -> tuple[str | None, float]:
     """Decode frame `index` (or take its already decoded `raw`) into `out`, a view into the volume: no second
     copy of the study is ever held."""
-    raw = px.decode(ds, name, index, source) if raw is None else raw
+    raw = px.decode(ds, name, index, source, fallback) if raw is None else raw
     if raw.ndim == 3 or str(ds.get("PhotometricInterpretation") or "") == "PALETTE COLOR":
         rgb, top = px.colour(ds, raw)
         if out.shape != rgb.shape:
@@ -149,10 +150,11 @@ def _decode_frames(
     if geo.frames > 1 and _native(ds) and geo.frames * geo.rows * geo.columns * geo.samples <= _WHOLE_DECODE_VALUES:
         # Uncompressed frames decode fastest in one call; a compressed frame is decoded alone, as needed.
         whole = px.decode(ds, name, None, source)
-    unit, top = None, 255.0
+    unit, top, fallback = None, 255.0, {}
     for slot, frame in enumerate(frames):
         index = frame if geo.frames > 1 else None
-        unit, top = decode_into(volume[slot], ds, name, index, None if whole is None else whole[frame], source)
+        raw = None if whole is None else whole[frame]
+        unit, top = decode_into(volume[slot], ds, name, index, raw, source, fallback)
     return volume, unit, top
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from vision import series
-from vision.dicom_read import is_dicomdir, read_dataset
+from vision.dicom_read import guarded, is_dicomdir, read_dataset
 from vision.dicom_study import load_file
 from vision.errors import StudyError
 from vision.image_io import read_image
@@ -50,6 +50,8 @@ def load_study(path: str | Path, *, modality: str | None = None, options: Ingest
     if data[128:132] != b"DICM" and data.startswith(_IMAGE_MAGIC):
         return read_image(path, data, study_id, options)
     ds = read_dataset(data, path.name)
-    if is_dicomdir(ds):
+    with guarded(path.name):  # the first access to the file meta: a damaged element raises here
+        dicomdir = is_dicomdir(ds)
+    if dicomdir:
         return series.load_series(path, "dicomdir", series.dicomdir_members(path, ds, options), options)
     return load_file(path, ds, study_id, options)

@@ -128,8 +128,10 @@ def load_series(path: Path, kind: str, members: list[Member], options: IngestOpt
         )
         return _as_source(study, path, kind, notes + _skip_notes(skipped))
     ordered, order_notes = _order(c for c in chosen if c.frames == 1)
-    header = headers[ordered[0].series]
-    return _stack(path, kind, ordered, header, options, notes + order_notes + _skip_notes(skipped))
+    with guarded(path.name):  # the kept header is read again here, and lazily parsed elements can still raise
+        return _stack(
+            path, kind, ordered, headers[ordered[0].series], options, notes + order_notes + _skip_notes(skipped)
+        )
 
 
 def _read_headers(
