@@ -128,7 +128,7 @@ def test_a_huge_declared_size_is_refused_before_decoding(tmp_path, ct_path):
             load_study(tmp_path / "forged.dcm")
 
 
-@settings(max_examples=40, deadline=10000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=30_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_a_series_with_a_mutated_slice_loads_or_fails_with_a_study_error(tmp_path_factory, data):
     folder = tmp_path_factory.mktemp("fuzz")
