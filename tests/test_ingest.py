@@ -156,6 +156,16 @@ def test_damaged_file_meta_element_is_a_study_error(tmp_path, ct_path):
         load_study(tmp_path / "meta.dcm")
 
 
+def test_codestream_declaring_more_pixels_than_the_header_is_refused_before_decoding(tmp_path):
+    """Found by fuzzing: a damaged JPEG 2000 SIZ marker made openjpeg allocate 2 GB and run for 18 s."""
+    raw = bytearray(Path(get_testdata_file("JPEG2000.dcm")).read_bytes())
+    siz = raw.index(b"\xff\x4f\xff\x51")
+    raw[siz + 12 : siz + 16] = (7_865_344).to_bytes(4, "big")  # Ysiz
+    (tmp_path / "siz.dcm").write_bytes(bytes(raw))
+    with pytest.raises(StudyError, match="declares 256x7865344 pixels, the header 256x1024"):
+        load_study(tmp_path / "siz.dcm")
+
+
 # The deadline bounds a hang, not speed: GDCM's reader, the last resort in a child process, takes seconds on
 # some damaged files and is itself cut off at 10 s (vision/gdcm_fallback.py).
 FUZZ_FILES = ("CT_small.dcm", "MR_small_RLE.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_jp2klossless.dcm")

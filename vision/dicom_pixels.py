@@ -12,17 +12,19 @@ from struct import unpack
 
 import numpy as np
 import pydicom
+from pydicom.encaps import get_frame
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import UID
 
-from vision import gdcm_fallback
+from vision import codestream, gdcm_fallback
 from vision.dicom_read import INTERRUPTS, first_line, number, text
 from vision.errors import StudyError
 from vision.options import IngestOptions
 from vision.windows import VoiLut, Window
 
 # Which package decodes what (pydicom's decoder plugins), for the error a user sees when a file cannot be decoded.
+_JPEG_FAMILY = "1.2.840.10008.1.2.4."  # JPEG, JPEG-LS, JPEG 2000 and HTJ2K transfer syntaxes
 _NAMES = {"1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression"}  # newer than pydicom 3.0's dictionary
 _REMEDY = (
     "The installed decoders (pylibjpeg, its libjpeg/openjpeg/rle plugins and, where it installs, python-gdcm: "
@@ -93,6 +95,8 @@ def decode(
             raise
         except BaseException as exc:
             raise corrupt_pixels(name, exc) from exc
+    if str(tsyntax).startswith(_JPEG_FAMILY):
+        _check_codestream(ds, name, index)
     reasons = []
     for plugin in _plugins(tsyntax):
         try:
@@ -103,14 +107,30 @@ def decode(
             reasons.append(f"{plugin}: {first_line(exc)}")
     fallback = {} if fallback is None else fallback
     if "gdcm" not in fallback:
-        greyscale = int(ds.get("SamplesPerPixel") or 1) == 1
-        fallback["gdcm"] = gdcm_fallback.decode_file(source) if source is not None and greyscale else None
+        # GDCM adds something only for greyscale JPEG-family data (it decodes nothing else pydicom cannot).
+        useful = int(ds.get("SamplesPerPixel") or 1) == 1 and str(tsyntax).startswith(_JPEG_FAMILY)
+        fallback["gdcm"] = gdcm_fallback.decode_file(source) if source is not None and useful else None
     frames = fallback["gdcm"]
     if frames is not None and (index or 0) < len(frames):
         return frames[index or 0]
     label = _NAMES.get(str(tsyntax), tsyntax.name if tsyntax.name != str(tsyntax) else "unknown")
     why = "; ".join(reasons)[:400] if reasons else "no installed decoder supports it"
     raise StudyError(f"{name}: cannot decode pixel data in transfer syntax {label} ({tsyntax}): {why}", _REMEDY)
+
+
+def _check_codestream(ds: pydicom.Dataset, name: str, index: int | None) -> None:
+    """Refuse a frame whose codestream declares more pixels than the DICOM header, before a decoder allocates them."""
+    try:
+        frame = get_frame(ds.PixelData, index or 0, number_of_frames=int(ds.get("NumberOfFrames") or 1))
+    except Exception:  # noqa: BLE001 - an unreadable fragment is left for the decoders to report
+        return
+    size = codestream.declared_size(frame)
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    if size is not None and size[0] * size[1] > rows * columns:
+        raise StudyError(
+            f"{name}: the compressed frame declares {size[1]}x{size[0]} pixels, the header {columns}x{rows}",
+            "The file is damaged: export or copy it again from the scanner or PACS",
+        )
 
 
 def _plugins(tsyntax: UID) -> list[str]:

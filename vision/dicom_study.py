@@ -21,8 +21,11 @@ _WHOLE_DECODE_VALUES = 32_000_000  # up to ~64 MB of 16-bit stored values decode
 _AGE_UNITS = {"Y": 1.0, "M": 1 / 12, "W": 7 / 365.25, "D": 1 / 365.25}
 
 
-def load_file(path: Path, ds: pydicom.Dataset, study_id: str, options: IngestOptions) -> Study:
-    """`ds` is the parsed file; it is de-identified here, before anything is read from it."""
+def load_file(
+    path: Path, ds: pydicom.Dataset, study_id: str, options: IngestOptions, *, source: Path | None = None
+) -> Study:
+    """`ds` is the parsed file; it is de-identified here, before anything is read from it. `source` is the file
+    on disk, where there is one, for the GDCM fallback."""
     name = path.name
     with guarded(name):
         if not has_pixels(ds):
@@ -34,7 +37,7 @@ def load_file(path: Path, ds: pydicom.Dataset, study_id: str, options: IngestOpt
         if frames is None:
             frames = representative_frames(geo.frames, options.cine_frames)
         px.check_voxels(len(frames) * geo.rows * geo.columns, geo.samples, name, options)
-        volume, unit, colour_max = _decode_frames(ds, name, frames, geo, path if path.is_file() else None)
+        volume, unit, colour_max = _decode_frames(ds, name, frames, geo, source)
         key = len(frames) // 2
         multi = geo.frames > 1
         summary = StudySummary(

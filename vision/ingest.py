@@ -54,4 +54,4 @@ def load_study(path: str | Path, *, modality: str | None = None, options: Ingest
         dicomdir = is_dicomdir(ds)
     if dicomdir:
         return series.load_series(path, "dicomdir", series.dicomdir_members(path, ds, options), options)
-    return load_file(path, ds, study_id, options)
+    return load_file(path, ds, study_id, options, source=path)

@@ -32,6 +32,7 @@ class Member:
 
     label: str
     read: Callable[[], bytes]
+    path: Path | None = None  # the file on disk (not for zip members), for decoders that need one
 
 
 @dataclass
@@ -56,7 +57,7 @@ def folder_members(root: Path, options: IngestOptions) -> list[Member]:
         p for p in root.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(root).parts)
     )
     _check_count(len(files), root.name, options)
-    return [Member(str(p.relative_to(root)), p.read_bytes) for p in files]
+    return [Member(str(p.relative_to(root)), p.read_bytes, p) for p in files]
 
 
 def zip_members(path: Path, options: IngestOptions) -> list[Member]:
@@ -97,7 +98,7 @@ def dicomdir_members(path: Path, ds: pydicom.Dataset, options: IngestOptions) ->
         if found is None:
             missing += 1
         else:
-            members.append(Member(str(found.relative_to(path.parent)), found.read_bytes))
+            members.append(Member(str(found.relative_to(path.parent)), found.read_bytes, found))
     if not members:
         raise StudyError(
             f"{path.name} lists {len(ids)} files but none of them is in {path.parent.name}/",
@@ -120,12 +121,9 @@ def load_series(path: Path, kind: str, members: list[Member], options: IngestOpt
         # One file (or only multi-frame files) in the series: it is a study on its own.
         single = max(chosen, key=lambda s: s.frames)
         data = single.member.read()
-        study = load_file(
-            Path(single.member.label),
-            read_dataset(data, single.member.label),
-            hashlib.sha256(data).hexdigest()[:16],
-            options,
-        )
+        label = Path(single.member.label)
+        ds = read_dataset(data, single.member.label)
+        study = load_file(label, ds, hashlib.sha256(data).hexdigest()[:16], options, source=single.member.path)
         return _as_source(study, path, kind, notes + _skip_notes(skipped))
     ordered, order_notes = _order(c for c in chosen if c.frames == 1)
     with guarded(path.name):  # the kept header is read again here, and lazily parsed elements can still raise
@@ -253,7 +251,8 @@ def _stack(
         with guarded(s.member.label):
             # Only the pixel module is read from this full parse; every identifying attribute was handled in
             # the de-identified header of the same file.
-            unit, top = decode_into(volume[i], read_dataset(data, s.member.label), s.member.label, None)
+            ds = read_dataset(data, s.member.label)
+            unit, top = decode_into(volume[i], ds, s.member.label, None, source=s.member.path)
     spacing = None
     if all(s.position is not None for s in slices) and len(slices) > 1:
         steps = np.diff(np.asarray([s.position for s in slices]), axis=0)
