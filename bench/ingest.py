@@ -27,13 +27,13 @@ from pathlib import Path
 import pydicom
 from pydicom.data import get_testdata_file
 from pydicom.pixels import pixel_array
-from pydicom.pixels.decoders.base import get_decoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dicom_factory import write_series
 
 from vision import load_study
 from vision.deid import deidentify
+from vision.dicom_pixels import decoder_plugins
 from vision.options import IngestOptions
 
 BUNDLED = [
@@ -80,11 +80,7 @@ def decode_rows(repeats: int, options: IngestOptions) -> tuple[list[str], float,
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         tsyntax = ds.file_meta.TransferSyntaxUID
         # The same decoder the loader uses first: pydicom's choice minus GDCM (see vision/dicom_pixels.py).
-        plugin = (
-            next((p for p in get_decoder(tsyntax).available_plugins if p != "gdcm"), "")
-            if tsyntax.is_compressed
-            else ""
-        )
+        plugin = next(iter(decoder_plugins(tsyntax)), "") if tsyntax.is_compressed else ""
         default = median_time(lambda p=path: pydicom.dcmread(p).pixel_array, repeats)
         base = median_time(lambda p=path, k=plugin: pixel_array(pydicom.dcmread(p), decoding_plugin=k), repeats)
         ours = median_time(lambda p=path: load_study(p, options=options).image, repeats)

@@ -98,7 +98,7 @@ def decode(
     if str(tsyntax).startswith(_JPEG_FAMILY):
         _check_codestream(ds, name, index)
     reasons = []
-    for plugin in _plugins(tsyntax):
+    for plugin in decoder_plugins(tsyntax):
         try:
             return pixel_array(ds, index=index, decoding_plugin=plugin)
         except (MemoryError, *INTERRUPTS):
@@ -133,7 +133,7 @@ def _check_codestream(ds: pydicom.Dataset, name: str, index: int | None) -> None
         )
 
 
-def _plugins(tsyntax: UID) -> list[str]:
+def decoder_plugins(tsyntax: UID) -> list[str]:
     """pydicom's decoder plugins for `tsyntax`, in its order, without GDCM: its plugin crashes the interpreter
     (a segmentation fault) on some damaged JPEG data, found by fuzzing; GDCM runs only in a child process."""
     try:
