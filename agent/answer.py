@@ -8,10 +8,11 @@ from pydantic import BaseModel, Field
 
 from agent.router import RoutePlan
 from vision.deid import DeidRecord
+from vision.models.gate import StudyKind
 from vision.study import StudySummary
 from vision.tools.base import ToolResult
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 
 class Citation(BaseModel):
@@ -45,6 +46,9 @@ class Answer(BaseModel):
     shown: str = Field(description="which images were looked at, why, and through which window")
     deidentification: DeidRecord | None = Field(description="what de-identification removed (DICOM only)")
     route: RoutePlan
+    study_kind: StudyKind | None = Field(
+        description="what kind of study the gate found (decides which trained models apply); null when no tool ran"
+    )
     tools: list[ToolResult] = Field(description="every tool, with what it found or why it did not run")
     urgent: list[str] = Field(description="urgent notes, shown before everything else")
     answer: str

@@ -1,4 +1,4 @@
-"""The `vesalius` command line: ask, chat, demo, inspect, schema."""
+"""The `vesalius` command line: ask, chat, demo, inspect, classify, anomaly, tools, train, schema."""
 
 from __future__ import annotations
 
@@ -185,6 +185,86 @@ def inspect(path, modality, series, window, out, images, as_json) -> None:
     if out:
         (out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
     click.echo(json.dumps(report, indent=2) if as_json else render_inspection(report))
+
+
+def _batch(paths, modality, heatmaps, as_json, outputs: set[str]) -> None:
+    from agent.batch import record_line, run_batch
+
+    failed = 0
+    deps = Deps.from_settings(_settings(False))
+    for record in run_batch(deps, paths, outputs, heatmaps, modality):
+        failed += record.error is not None
+        click.echo(record.model_dump_json() if as_json else record_line(record))
+    for problem in deps.registry.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if failed:
+        click.echo(f"{failed} of {len(paths)} file(s) could not be read (see their records)", err=True)
+        sys.exit(1)
+
+
+_paths = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+_json_lines = click.option("--json", "as_json", is_flag=True, help="one JSON record per image (JSON Lines)")
+
+
+@main.command()
+@_paths
+@_modality
+@_heatmaps
+@_json_lines
+def classify(paths, modality, heatmaps, as_json) -> None:
+    """Run every trained model that applies to each of PATHS: calibrated probabilities and anomaly scores."""
+    _batch(paths, modality, heatmaps, as_json, {"probabilities", "anomaly"})
+
+
+@main.command()
+@_paths
+@_modality
+@click.option("--heatmaps", type=click.Path(path_type=Path), help="folder for heatmap overlay PNGs")
+@_json_lines
+def anomaly(paths, modality, heatmaps, as_json) -> None:
+    """Anomaly score, regions and (with --heatmaps) a heatmap overlay for each of PATHS."""
+    _batch(paths, modality, heatmaps, as_json, {"anomaly"})
+
+
+@main.command()
+@_json
+def tools(as_json) -> None:
+    """List the vision tools (built-in and plugins): what each answers, applies to and outputs."""
+    deps = Deps.from_settings(_settings(False))
+    declarations = deps.registry.declarations()
+    if as_json:
+        click.echo(json.dumps([d.model_dump() for d in declarations], indent=2))
+    else:
+        for d in declarations:
+            click.echo(f"{d.name} ({d.source})\n  {d.description}\n  applies to: {d.applies_to}")
+            click.echo(f"  answers: {', '.join(d.answers)}; outputs: {', '.join(d.outputs)}")
+    for problem in deps.registry.problems:
+        click.echo(f"warning: {problem}", err=True)
+
+
+@main.command()
+@click.argument("model")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="the shared data folder",
+    default=lambda: str(Path.cwd().parent / "shared" / "data"),
+    show_default="../shared/data",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="where to write the bundle, card and plots (default: the installed weights folder)",
+)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--epochs", type=int, help="override the recipe's epochs (quick checks)")
+def train(model, data, out, seed, epochs) -> None:
+    """Rebuild MODEL from the shared data with a fixed seed: pneumonia, pneumoniamnist, breastmnist,
+    modality_gate, or chest_anomaly (which reads the pneumonia network: train that first)."""
+    from vision.train.recipes import train as run
+
+    card = run(model, Path(data), out, seed, epochs)
+    click.echo(json.dumps({"model": card.name, "version": card.version, "metrics": card.metrics}, indent=2))
 
 
 @main.command()

@@ -45,6 +45,8 @@ class Settings(BaseModel):
     deid_keep_patient_characteristics: bool = True  # age (capped at 90) and sex, size and weight
     max_voxels: int = Field(400_000_000, gt=0)  # the largest volume loaded (x4 bytes of memory)
     min_citation_score: float = 0.45  # below this fused score a knowledge hit is not cited
+    models_dir: Path | None = None  # trained model bundles (`vesalius train --out`); default: the shipped ones
+    tool_plugins: bool = True  # load vision tools from installed plugins (entry point group vesalius.tools)
 
     @field_validator("vlm_extra_body", mode="before")
     @classmethod

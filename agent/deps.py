@@ -16,15 +16,16 @@ from agent.vlm_client import VlmClient
 from retrieval import KnowledgeBase
 from vision import Study, load_study
 from vision.deid import DeidOptions
+from vision.models.store import ModelStore
 from vision.options import IngestOptions
-from vision.tools import VisionTool, default_tools
+from vision.tools import ToolRegistry
 from vision.windows import Window
 
 
 @dataclass
 class Deps:
     settings: Settings
-    tools: dict[str, VisionTool] = field(default_factory=default_tools)
+    registry: ToolRegistry
     vlm: VlmClient | None = None
     _knowledge: KnowledgeBase | None = field(default=None, repr=False)
     _studies: dict[tuple[str, str | None, int | None], Study] = field(default_factory=dict, repr=False)
@@ -41,7 +42,8 @@ class Deps:
                 settings.vlm_timeout_s,
                 settings.vlm_extra_body,
             )
-        return cls(settings=settings, vlm=vlm)
+        registry = ToolRegistry.default(ModelStore(settings.models_dir), plugins=settings.tool_plugins)
+        return cls(settings=settings, registry=registry, vlm=vlm)
 
     def knowledge(self) -> KnowledgeBase:
         if self._knowledge is None:
@@ -68,6 +70,9 @@ class Deps:
                 options = replace(options, series=series)
             self._studies[key] = load_study(path, modality=modality, options=options)
         return self._studies[key]
+
+    def forget(self, path: str | Path, modality: str | None = None, series: int | None = None) -> None:
+        self._studies.pop((str(Path(path).resolve()), modality, series), None)
 
     def view(self, state: dict, *, windowed: bool = True) -> Study:
         """The thread's study focused on the image, and with `windowed` the window, this turn chose (nodes.route)."""

@@ -26,13 +26,18 @@ def render_text(a: Answer) -> str:
     out += [f"Study    {a.study.one_line()}", f"Shown    {a.shown}"]
     if a.deidentification:
         out.append(f"De-id    {deid_line(a.deidentification)}")
+    if a.study_kind:
+        out.append(f"Kind     {a.study_kind.described()}")
     out += [f"Thread   {a.thread_id} (turn {a.turn})", "", "Tools"]
     for t in a.tools:
         if t.applied:
             out.append(f"  + {t.tool}: {t.summary}")
             out += [
-                f"      region ({r.x},{r.y}) {r.width}x{r.height} px, score {r.score:g}, {r.side}" for r in t.regions
+                f"      region ({r.x},{r.y}) {r.width}x{r.height} px, score {r.score:g} {r.unit}, {r.side}"
+                for r in t.regions
             ]
+            if t.model:
+                out.append(f"      model: {t.model.name} {t.model.version}, validation {t.model.validation}")
             if t.heatmap_path:
                 out.append(f"      heatmap: {t.heatmap_path}")
             out += [f"      caveat: {c}" for c in t.caveats]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel
@@ -183,35 +184,38 @@ def _has(text: str, stems: tuple[str, ...]) -> str | None:
     return None
 
 
-def plan_route(question: str, available: list[str]) -> RoutePlan:
-    """Choose tools among `available` (whether each applies to the study is decided by the tool itself)."""
+def plan_route(question: str, available: Mapping[str, frozenset[str]]) -> RoutePlan:
+    """Choose tools among `available` (name -> the intents it answers, from the tool registry); whether each
+    applies to the study is decided later by the tool itself."""
     q = f" {question.lower().strip()} "
     reasons: dict[str, str] = {}
+
+    def want(intent: str, why: str) -> None:
+        for name, answers in available.items():
+            if intent in answers:
+                reasons.setdefault(name, why)
+
     if _EXPLAIN.search(q) and not _has(q, _IMAGE_REF) and not _has(q, _DESCRIBE):
         intent = "explain"  # a question about a term, not about this image: knowledge only
     elif hit := _has(q, _DESCRIBE):
         intent = "describe"
         reasons = {name: f"the question asks for a description ('{hit}')" for name in available}
     else:
+        asked = []
         if hit := _has(q, _ABNORMALITY):
-            reasons["asymmetry_map"] = f"the question is about a finding or abnormality ('{hit}')"
+            want("abnormality", f"the question is about a finding or abnormality ('{hit}')")
+            asked.append("abnormality")
         if hit := _has(q, _ATTENUATION):
-            reasons["ct_attenuation"] = f"the question is about tissue density or attenuation ('{hit}')"
+            want("measurement", f"the question is about tissue density or attenuation ('{hit}')")
+            asked.append("measurement")
         if hit := _has(q, _QUALITY):
-            reasons["image_quality"] = f"the question is about image quality ('{hit}')"
-        if reasons:
+            want("quality", f"the question is about image quality ('{hit}')")
+            asked.append("quality")
+        if asked:
             # Whatever a tool measures, the reader needs to know whether the image is good enough to trust it.
-            reasons.setdefault("image_quality", "any measurement depends on whether the image is usable")
-        intent = (
-            "abnormality"
-            if "asymmetry_map" in reasons
-            else "measurement"
-            if "ct_attenuation" in reasons
-            else "quality"
-            if reasons
-            else "describe"
-        )
-        if not reasons:
+            want("quality", "any measurement depends on whether the image is usable")
+        intent = asked[0] if asked else "describe"
+        if not asked:
             reasons = {
                 name: "no specific tool matched the question, so every applicable tool runs" for name in available
             }

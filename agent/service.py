@@ -98,7 +98,7 @@ class Vesalius:
         loaded = self.deps.study(study_path, modality, series)
         if window:
             parse_window(window)
-        if requested := plan_route(question, []).images:
+        if requested := plan_route(question, {}).images:
             choose_slices(loaded, count=1, requested=requested)
         thread_id = thread_id or uuid.uuid4().hex[:12]
         inputs = {

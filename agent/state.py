@@ -18,6 +18,7 @@ class AgentState(TypedDict, total=False):
     study: dict[str, Any]
     plan: dict[str, Any]
     view: dict[str, Any]  # the images shown and the window, chosen by route
+    study_kind: dict[str, Any] | None  # the gate's decision: which trained models may run
     tool_results: list[dict[str, Any]]
     citations: list[dict[str, Any]]
     model_reply: dict[str, Any] | None

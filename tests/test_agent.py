@@ -1,5 +1,8 @@
 """The agent end to end on its embedded default (no model server): real pydicom, FAISS, SQLite, embeddings."""
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from agent.answer import Answer
@@ -39,7 +42,11 @@ def test_answer_cites_codes_and_says_no_model_was_used(make_settings, ct_path):
     ran = {t.tool for t in a.tools if t.applied}
     assert ran == {"image_quality", "asymmetry_map"}
     skipped = {t.tool: t.reason for t in a.tools if not t.applied}
-    assert skipped == {"ct_attenuation": "not needed for this question"}
+    assert skipped["ct_attenuation"] == "not needed for this question"
+    # The trained chest X-ray models were asked (an abnormality question) and refused by the gate, saying why.
+    assert a.study_kind.kind == "ct" and a.study_kind.source == "dicom_tags"
+    assert skipped["pneumonia_classifier"].endswith("this study is CT (DICOM Modality is CT)")
+    assert skipped["chest_anomaly"] == skipped["pneumonia_classifier"]
     assert "not a diagnosis" in a.uncertainty.lower() or "nothing here is a diagnosis" in a.uncertainty.lower()
 
 
@@ -142,3 +149,26 @@ def test_a_series_question_chooses_its_window_and_slices_and_the_thread_keeps_th
         with pytest.raises(StudyError, match="image 40 does not exist"):
             agent.ask("What is on slice 40?", thread_id=a.thread_id)
         assert agent.thread(a.thread_id)["question"] == "And the bones?"  # the failed turn stored nothing
+
+
+def test_chest_xray_answer_shows_calibrated_probability_regions_and_heatmap(make_settings, shared_data, tmp_path):
+    from vision.models.classifier import shown
+    from vision.train.datasets import kermany_files
+
+    paths, labels, _, held = kermany_files(shared_data)
+    film = paths[int(np.flatnonzero(held & (labels == 1))[0])]  # a validation patient with pneumonia
+    with Vesalius(make_settings()) as agent:
+        a = agent.ask("Is there pneumonia? I'm worried.", study=film, heatmap_dir=tmp_path)
+    tools = {t.tool: t for t in a.tools}
+    assert a.study_kind.kind == "chest_xray_frontal" and a.study_kind.source == "image_classifier"
+    [p] = tools["pneumonia_classifier"].probabilities
+    assert p.label == "pneumonia" and 0 <= p.probability <= 1 and "calibrated" in tools["pneumonia_classifier"].summary
+    anomaly = tools["chest_anomaly"]
+    assert anomaly.applied and anomaly.anomaly is not None and Path(anomaly.heatmap_path).is_file()
+    assert "asymmetry_map" in tools and not tools["asymmetry_map"].applied  # the trained detector replaces it
+    if p.above_threshold:  # the model's alert comes before everything else, as a likelihood, with advice
+        assert a.urgent[0].startswith("pneumonia_classifier: probability of pneumonia")
+        assert "not a diagnosis" in a.urgent[0] and "see a clinician" in a.urgent[0]
+    assert "No tool here detects pneumonia" not in a.answer
+    assert f"probability of pneumonia {shown(p.probability)}" in a.answer
+    assert "calibrated on validation" in a.uncertainty and "pneumonia: AUROC" in a.uncertainty

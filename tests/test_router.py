@@ -2,7 +2,11 @@ import pytest
 
 from agent.router import plan_route
 
-TOOLS = ["image_quality", "ct_attenuation", "asymmetry_map"]
+TOOLS = {
+    "image_quality": frozenset({"quality"}),
+    "ct_attenuation": frozenset({"measurement"}),
+    "asymmetry_map": frozenset({"abnormality"}),
+}
 
 
 @pytest.mark.parametrize(

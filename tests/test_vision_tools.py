@@ -3,7 +3,8 @@ import pytest
 from PIL import Image
 
 from vision import load_study
-from vision.tools import default_tools
+from vision.models.gate import StudyKind
+from vision.tools import ToolRegistry
 from vision.tools.ct_attenuation import BANDS
 
 
@@ -13,10 +14,17 @@ def _png(tmp_path, array, name="x.png"):
     return load_study(path, modality="CR")
 
 
-def test_registry_lists_each_tool_once():
+def default_tools():
+    return ToolRegistry.default(plugins=False).tools
+
+
+OTHER = StudyKind(kind="mri", source="dicom_tags", reason="DICOM Modality is MR")
+
+
+def test_registry_lists_each_tool_once_with_its_declaration():
     tools = default_tools()
-    assert set(tools) == {"image_quality", "ct_attenuation", "asymmetry_map"}
-    assert all(t.name == name and t.description for name, t in tools.items())
+    assert {"image_quality", "ct_attenuation", "asymmetry_map", "pneumonia_classifier", "chest_anomaly"} <= set(tools)
+    assert all(t.name == name and t.description and t.applies_to and t.answers for name, t in tools.items())
 
 
 def test_ct_attenuation_bands_cover_the_slice(ct_path, tmp_path):
@@ -32,7 +40,7 @@ def test_ct_attenuation_bands_cover_the_slice(ct_path, tmp_path):
 
 
 def test_ct_attenuation_refuses_other_modalities(mr_path):
-    assert "needs a CT image" in default_tools()["ct_attenuation"].applicability(load_study(mr_path))
+    assert "needs a CT image" in default_tools()["ct_attenuation"].applicability(load_study(mr_path), OTHER)
 
 
 def test_asymmetry_map_finds_a_one_sided_blob_and_writes_a_heatmap(tmp_path):
@@ -62,10 +70,10 @@ def test_asymmetry_map_refuses_colour_and_ultrasound(tmp_path):
     rgb = tmp_path / "c.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8), "RGB").save(rgb)
     tool = default_tools()["asymmetry_map"]
-    assert "greyscale" in tool.applicability(load_study(rgb))
+    assert "greyscale" in tool.applicability(load_study(rgb), OTHER)
     grey = tmp_path / "g.png"
     Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(grey)
-    assert "US" in tool.applicability(load_study(grey, modality="US"))
+    assert "US" in tool.applicability(load_study(grey, modality="US"), OTHER)
 
 
 def test_image_quality_flags_low_contrast(tmp_path):

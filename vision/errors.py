@@ -8,3 +8,7 @@ class StudyError(Exception):
         super().__init__(f"{problem}. {remedy}")
         self.problem = problem
         self.remedy = remedy
+
+
+class ModelError(StudyError):
+    """A shipped model that cannot be loaded or rebuilt (missing or damaged weights, missing training data)."""

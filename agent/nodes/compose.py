@@ -11,6 +11,7 @@ from agent.nodes.tools import NOT_NEEDED
 from agent.prompt import describe_view
 from agent.router import RoutePlan
 from agent.state import AgentState
+from vision.models.classifier import shown
 from vision.tools import not_applied
 from vision.tools.base import ToolResult
 
@@ -28,6 +29,24 @@ def clean_model_text(text: str) -> str:
 
 
 _URGENCY = {"emergency": "is an emergency when present", "urgent": "needs prompt attention when present"}
+
+
+def model_alerts(tools: list[ToolResult], audience: str) -> list[str]:
+    """A trained model above its screening threshold comes first: probabilities, never a verdict."""
+    notes = []
+    for t in tools:
+        for p in t.probabilities:
+            if t.applied and p.above_threshold:
+                advice = (
+                    "please see a clinician soon to have the image and your symptoms checked"
+                    if audience == "patient"
+                    else "correlate clinically and review the film"
+                )
+                notes.append(
+                    f"{t.tool}: probability of {p.label} {shown(p.probability)}, above its screening threshold "
+                    f"{p.threshold:.2f} (a likelihood from a model, not a diagnosis): {advice}."
+                )
+    return notes
 
 
 def urgent_notes(citations: list[Citation], plan: RoutePlan) -> list[str]:
@@ -59,7 +78,8 @@ def deterministic_answer(plan: RoutePlan, tools: list[ToolResult], citations: li
     parts = [NO_MODEL_NOTE, ""]
     if plan.intent != "explain":
         parts += ["What the image tools measured:", *(f"- {line}" for line in _tools_text(tools)), ""]
-    named = [c for c in citations if c.matched_term]
+    estimated = {p.label.lower() for t in tools if t.applied for p in t.probabilities}
+    named = [c for c in citations if c.matched_term and not any(label in c.name.lower() for label in estimated)]
     if named and plan.intent != "explain":
         names = ", ".join(c.name.lower() for c in named)
         parts += [f"No tool here detects {names}: the measurements above neither show nor exclude it.", ""]
@@ -79,18 +99,28 @@ def deterministic_answer(plan: RoutePlan, tools: list[ToolResult], citations: li
 
 
 def uncertainty_statement(source: str, tools: list[ToolResult], model_name: str | None) -> str:
-    heuristic = any(t.applied and t.caveats for t in tools)
+    heuristic = any(t.applied and t.caveats and t.model is None for t in tools)
+    trained = [t for t in tools if t.applied and t.model is not None]
     base = "Nothing here is a diagnosis: a clinician must interpret the study."
+    if trained:
+        validation = "; ".join(f"{t.model.name}: {t.model.validation}" for t in trained)
+        base = (
+            "The probabilities and anomaly scores come from small models trained on public data and calibrated on "
+            f"validation images ({validation}); they hold for images like their training data, and their known "
+            f"limitations are listed with each result. {base}"
+        )
     if source == "model":
         return (
             f"The answer text was written by the language model {model_name}, which can be wrong or invent details; "
             f"check it against the measurements and sources listed. {base}"
         )
     detail = (
-        " The image tools are measurements and heuristics, not trained detectors, so they neither confirm nor rule out any disease."
+        " The heuristic image tools are measurements, not trained detectors, so they neither confirm nor rule out any disease."
         if heuristic
         else ""
     )
+    if trained:
+        return f"{base} {detail.strip()}".strip()
     return f"No model estimated the probability of any condition on this study.{detail} {base}"
 
 
@@ -106,7 +136,7 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
     plan = RoutePlan.model_validate(state["plan"])
     tools = [ToolResult.model_validate(t) for t in state.get("tool_results") or []]
     if not tools:  # retrieval-only route: still say which tools exist and why they were not run
-        tools = [not_applied(tool, NOT_NEEDED) for tool in deps.tools.values()]
+        tools = [not_applied(tool, NOT_NEEDED) for tool in deps.registry.tools.values()]
     citations = [Citation.model_validate(c) for c in state.get("citations") or []]
     if plan.audience == "patient":
         citations = patient_plain_passages(citations, deps)
@@ -144,14 +174,15 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         shown=describe_view(study, state.get("view") or {}),
         deidentification=study.deid,
         route=plan,
+        study_kind=state.get("study_kind"),
         tools=tools,
-        urgent=urgent_notes(citations, plan),
+        urgent=[*model_alerts(tools, plan.audience), *urgent_notes(citations, plan)],
         answer=text,
         answer_source=source,
         model=model,
         uncertainty=uncertainty_statement(source, tools, model.name),
         citations=citations,
-        warnings=[*study.warnings, *warnings],
+        warnings=[*study.warnings, *deps.registry.problems, *warnings],
     )
     turn = {"question": state["question"], "answer": text, "concepts": [c.concept_id for c in citations]}
     return {"answer": answer.model_dump(mode="json"), "history": [turn]}

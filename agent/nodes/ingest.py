@@ -13,6 +13,7 @@ def ingest(state: AgentState, deps: Deps) -> dict[str, Any]:
         "study": study.summary.model_dump(mode="json"),
         "plan": {},
         "view": {},
+        "study_kind": None,
         "tool_results": [],
         "citations": [],
         "model_reply": None,

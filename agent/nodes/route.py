@@ -11,7 +11,7 @@ from vision.windows import Window, parse_window, preset
 
 
 def route(state: AgentState, deps: Deps) -> dict[str, Any]:
-    plan = plan_route(state["question"], list(deps.tools))
+    plan = plan_route(state["question"], deps.registry.answers())
     study = deps.study(state["study_path"], state.get("modality"), state.get("series"))
     return {
         "plan": plan.model_dump(),

@@ -1,14 +1,6 @@
-"""Vision tools: each says whether it applies to a study and returns a typed `ToolResult`."""
+"""Vision tools: each declares what it answers and applies to, and returns a typed `ToolResult`."""
 
-from vision.tools.asymmetry_map import AsymmetryMap
 from vision.tools.base import Region, ToolResult, VisionTool, not_applied
-from vision.tools.ct_attenuation import CtAttenuation
-from vision.tools.image_quality import ImageQuality
+from vision.tools.registry import ToolDeclaration, ToolRegistry
 
-
-def default_tools() -> dict[str, VisionTool]:
-    tools: list[VisionTool] = [ImageQuality(), CtAttenuation(), AsymmetryMap()]
-    return {t.name: t for t in tools}
-
-
-__all__ = ["Region", "ToolResult", "VisionTool", "default_tools", "not_applied"]
+__all__ = ["Region", "ToolDeclaration", "ToolRegistry", "ToolResult", "VisionTool", "not_applied"]

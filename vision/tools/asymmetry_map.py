@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from vision.models.gate import StudyKind
 from vision.study import Study
 from vision.tools.base import Region, ToolResult
+from vision.tools.overlay import write_overlay
 
 _GRID = 16  # blocks per side: coarse enough to average out noise, fine enough to point somewhere useful
 _THRESHOLD = 2.5  # robust z above which a block is reported
@@ -22,8 +23,13 @@ _MAX_REGIONS = 3
 class AsymmetryMap:
     name = "asymmetry_map"
     description = "left-right asymmetry heatmap of a greyscale image, with the most asymmetric regions"
+    applies_to = "greyscale images of paired-symmetric views, except frontal chest X-rays (chest_anomaly covers them)"
+    answers = frozenset({"abnormality"})
+    outputs = frozenset({"summary", "measurements", "regions", "heatmap"})
 
-    def applicability(self, study: Study) -> str | None:
+    def applicability(self, study: Study, kind: StudyKind) -> str | None:
+        if kind.is_chest_xray:
+            return "frontal chest X-ray: the trained chest_anomaly detector replaces this heuristic"
         if study.summary.colour:
             return "needs a greyscale image; colour images (photographs, pathology, Doppler) are not symmetric views"
         if study.summary.modality in ("US", "SM", "XC", "GM", "ECG"):
@@ -88,15 +94,5 @@ def _block_means(grey: np.ndarray) -> np.ndarray:
 
 
 def _write_overlay(study: Study, z: np.ndarray, out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base = study.image.convert("RGB")
-    heat = np.clip(z / max(float(z.max()), _THRESHOLD), 0, 1)
-    heat_img = Image.fromarray((heat * 255).astype(np.uint8), "L").resize(base.size, Image.Resampling.BILINEAR)
-    h = np.asarray(heat_img, dtype=np.float32) / 255.0
-    # Red where asymmetric, untouched where not: the anatomy stays readable under the map.
-    rgb = np.asarray(base, dtype=np.float32)
-    rgb[..., 0] = rgb[..., 0] * (1 - h) + 255 * h
-    rgb[..., 1:] *= (1 - 0.6 * h)[..., None]
-    path = out_dir / f"{study.summary.study_id}_asymmetry.png"
-    Image.fromarray(rgb.astype(np.uint8), "RGB").save(path)
-    return path
+    heat = z / max(float(z.max()), _THRESHOLD)
+    return write_overlay(study.image, heat, out_dir / f"{study.summary.study_id}_asymmetry.png")

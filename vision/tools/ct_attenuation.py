@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vision.models.gate import StudyKind
 from vision.study import Study
 from vision.tools.base import ToolResult
 
@@ -23,8 +24,11 @@ BANDS: tuple[tuple[str, float, float], ...] = (
 class CtAttenuation:
     name = "ct_attenuation"
     description = "fraction of the slice in each Hounsfield-unit band, and the body's median attenuation"
+    applies_to = "CT images in Hounsfield units"
+    answers = frozenset({"measurement"})
+    outputs = frozenset({"summary", "measurements"})
 
-    def applicability(self, study: Study) -> str | None:
+    def applicability(self, study: Study, kind: StudyKind) -> str | None:
         if study.summary.modality != "CT":
             return f"needs a CT image; this study is {study.summary.modality}"
         if study.summary.physical_unit != "HU":

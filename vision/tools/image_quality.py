@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vision.models.gate import StudyKind
 from vision.study import Study
 from vision.tools.base import ToolResult
 
@@ -13,8 +14,11 @@ from vision.tools.base import ToolResult
 class ImageQuality:
     name = "image_quality"
     description = "contrast, clipping and noise of the displayed image"
+    applies_to = "every image"
+    answers = frozenset({"quality"})
+    outputs = frozenset({"summary", "measurements"})
 
-    def applicability(self, study: Study) -> str | None:
+    def applicability(self, study: Study, kind: StudyKind) -> str | None:
         return None
 
     def run(self, study: Study, out_dir: Path | None) -> ToolResult:

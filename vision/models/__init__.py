@@ -1,0 +1,1 @@
+"""Trained image models: classifiers, anomaly detection and the modality gate, with their metrics."""

@@ -1,0 +1,168 @@
+"""Anomaly detection learnt from normal images only: a PatchCore-style memory of normal patch features.
+
+Every patch of a normal training image leaves its feature vector (two stages of a backbone, locally averaged) in a
+memory, thinned to a coreset that still covers them all. A new image's patches are scored by the distance to the
+nearest normal patch: a patch unlike any normal one is unusual. The image score is the mean of its most unusual
+patches (diffuse disease such as pneumonia moves many patches a little; one outlier patch is often noise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from pydantic import BaseModel, Field
+from scipy import ndimage
+
+from vision.models.card import Card
+from vision.models.net import CompactResNet
+from vision.models.preprocess import standardise, to_grey_array
+
+TOP_FRACTION = 0.05  # share of patches averaged into the image score
+
+
+@dataclass(frozen=True)
+class PatchFeatures:
+    stages: tuple[int, ...] = (2, 3)  # feature maps read from the backbone, finest first (14 and 7 px at 224 px)
+    dim: int = 128  # after a fixed random projection: memory size and search time scale with it
+    seed: int = 0
+
+    def projection(self, channels: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed)
+        return torch.randn(channels, self.dim, generator=g) / self.dim**0.5
+
+
+@torch.inference_mode()
+def patch_features(backbone: CompactResNet, images: torch.Tensor, spec: PatchFeatures) -> torch.Tensor:
+    """uint8 N x 1 x H x W -> float32 N x h x w x dim, on the grid of the finest stage used."""
+    maps = backbone.feature_maps(standardise(images))
+    chosen = [F.avg_pool2d(maps[i], 3, 1, 1) for i in spec.stages]  # each patch sees its neighbours, as PatchCore does
+    size = chosen[0].shape[-2:]
+    stacked = torch.cat([F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in chosen], dim=1)
+    feats = stacked.permute(0, 2, 3, 1).float()
+    return feats @ spec.projection(feats.shape[-1])
+
+
+def greedy_coreset(points: torch.Tensor, size: int, seed: int = 0, sketch_dim: int = 32) -> torch.Tensor:
+    """Indices of `size` points chosen farthest-first, so that every point has a chosen one near it. Distances are
+    computed in a random low-dimensional sketch, which keeps the order of distances well enough and is fast."""
+    if size >= len(points):
+        return torch.arange(len(points))
+    g = torch.Generator().manual_seed(seed)
+    sketch = points @ (torch.randn(points.shape[1], sketch_dim, generator=g) / sketch_dim**0.5)
+    chosen = [int(torch.randint(len(points), (1,), generator=g))]
+    nearest = torch.cdist(sketch, sketch[chosen[0]][None]).squeeze(1)
+    for _ in range(size - 1):
+        nxt = int(torch.argmax(nearest))
+        chosen.append(nxt)
+        nearest = torch.minimum(nearest, torch.cdist(sketch, sketch[nxt][None]).squeeze(1))
+    return torch.tensor(chosen)
+
+
+class NormalMemory:
+    """The coreset of normal patch features, searched exactly with FAISS (small enough that exact is fast)."""
+
+    def __init__(self, memory: np.ndarray):
+        self.memory = np.ascontiguousarray(memory, dtype=np.float32)
+        self.index = faiss.IndexFlatL2(self.memory.shape[1])
+        self.index.add(self.memory)
+
+    def patch_scores(self, feats: torch.Tensor) -> np.ndarray:
+        """N x h x w x dim -> N x h x w distance to the nearest normal patch."""
+        n, h, w, d = feats.shape
+        dist, _ = self.index.search(np.ascontiguousarray(feats.reshape(-1, d).numpy(), dtype=np.float32), 1)
+        return np.sqrt(np.maximum(dist[:, 0], 0)).reshape(n, h, w)
+
+
+def image_scores(patch_maps: np.ndarray) -> np.ndarray:
+    flat = np.sort(patch_maps.reshape(len(patch_maps), -1), axis=1)
+    k = max(1, round(flat.shape[1] * TOP_FRACTION))
+    return flat[:, -k:].mean(axis=1)
+
+
+def smooth(patch_map: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    """Gaussian smoothing of one h x w map (PatchCore smooths its upsampled map the same way)."""
+    radius = max(1, int(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    t = torch.from_numpy(patch_map.astype(np.float32))[None, None]
+    t = F.pad(t, (radius, radius, radius, radius), mode="replicate")
+    t = F.conv2d(t, kernel.view(1, 1, 1, -1))
+    t = F.conv2d(t, kernel.view(1, 1, -1, 1))
+    return t[0, 0].numpy()
+
+
+class AnomalyRegion(BaseModel):
+    """A connected area whose patches lie beyond the normal range, in fractions of the image (origin top-left)."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    peak: float = Field(description="highest patch distance, as a multiple of the normal patch limit")
+    area_fraction: float = Field(description="share of the image the region covers")
+
+
+class AnomalyResult(BaseModel):
+    score: float = Field(description="image score: mean distance of the most unusual 5% of patches to normal ones")
+    threshold: float = Field(description="score above which an image is called unusual (from validation normals)")
+    normal_percentile: float = Field(description="share of validation normal images with a lower score, in %")
+    unusual: bool
+    regions: list[AnomalyRegion]
+
+
+class AnomalyDetector:
+    def __init__(self, card: Card, backbone: CompactResNet, memory: np.ndarray):
+        self.card, self.backbone = card, backbone
+        self.memory = NormalMemory(memory)
+        self.spec = PatchFeatures(**card.extra["features"])
+
+    def patch_maps(self, images: list[Image.Image]) -> np.ndarray:
+        size = self.card.net["input_size"]
+        x = torch.from_numpy(np.stack([to_grey_array(im, size) for im in images]))[:, None]
+        return self.memory.patch_scores(patch_features(self.backbone, x, self.spec))
+
+    def result(self, patch_map: np.ndarray) -> tuple[AnomalyResult, np.ndarray]:
+        """One image's patch map -> the result and the smoothed map in multiples of the normal patch limit."""
+        extra = self.card.extra
+        score = float(image_scores(patch_map[None])[0])
+        limit = float(extra["patch_limit"])
+        heat = smooth(patch_map) / limit
+        quantiles = np.asarray(extra["normal_score_quantiles"])
+        percentile = float(np.interp(score, quantiles, np.linspace(0, 100, len(quantiles))))
+        threshold = float(self.card.threshold)
+        return (
+            AnomalyResult(
+                score=round(score, 4),
+                threshold=round(threshold, 4),
+                normal_percentile=round(percentile, 1),
+                unusual=score >= threshold,
+                regions=regions(heat),
+            ),
+            heat,
+        )
+
+
+def regions(heat: np.ndarray, max_regions: int = 3) -> list[AnomalyRegion]:
+    """Connected areas above the normal patch limit (heat > 1), the most unusual first."""
+    labelled, _ = ndimage.label(heat > 1.0)
+    h, w = heat.shape
+    found = []
+    for i, box in enumerate(ndimage.find_objects(labelled), start=1):
+        mask = labelled[box] == i
+        found.append(
+            AnomalyRegion(
+                x=round(box[1].start / w, 3),
+                y=round(box[0].start / h, 3),
+                width=round((box[1].stop - box[1].start) / w, 3),
+                height=round((box[0].stop - box[0].start) / h, 3),
+                peak=round(float(heat[box][mask].max()), 2),
+                area_fraction=round(float(mask.sum()) / (h * w), 4),
+            )
+        )
+    return sorted(found, key=lambda r: -r.peak)[:max_regions]

@@ -1,0 +1,63 @@
+"""A trained classifier with its calibration: images in, calibrated probabilities out."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from vision.models.card import Card
+from vision.models.net import CompactResNet
+from vision.models.preprocess import to_tensor
+
+
+class Probability(BaseModel):
+    label: str
+    probability: float = Field(description="calibrated on validation; a likelihood, not a verdict")
+    threshold: float | None = Field(None, description="the operating point of the model card")
+    above_threshold: bool | None = None
+
+
+def shown(p: float) -> str:
+    """A probability as people should read it: never a rounded 1.00 or 0.00, which would read as certainty."""
+    return "> 0.99" if p > 0.99 else "< 0.01" if p < 0.01 else f"{p:.2f}"
+
+
+def calibrate(logits: np.ndarray, card: Card) -> np.ndarray:
+    """Raw logits -> calibrated probabilities (binary: P(positive) per image; multi-class: N x C)."""
+    c = card.calibration
+    if logits.ndim == 1:
+        z = logits * c.platt_a + c.platt_b if c.method == "platt" else logits / c.temperature
+        return 1 / (1 + np.exp(-z))
+    z = logits / c.temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class CalibratedClassifier:
+    def __init__(self, card: Card, net: CompactResNet):
+        self.card, self.net = card, net
+
+    @torch.inference_mode()
+    def logits(self, images: list[Image.Image]) -> np.ndarray:
+        return self.net(to_tensor(images, self.card.net["input_size"])).float().numpy()
+
+    def probabilities(self, images: list[Image.Image]) -> np.ndarray:
+        return calibrate(self.logits(images), self.card)
+
+    def predict(self, image: Image.Image) -> list[Probability]:
+        p = self.probabilities([image])[0]
+        if np.ndim(p) == 0:  # binary: report the positive class, against the operating point
+            t = self.card.threshold
+            return [
+                Probability(
+                    label=self.card.positive_class or self.card.classes[1],
+                    probability=round(float(p), 4),
+                    threshold=t,
+                    above_threshold=None if t is None else bool(p >= t),
+                )
+            ]
+        ranked = sorted(zip(self.card.classes, p, strict=True), key=lambda kv: -kv[1])
+        return [Probability(label=label, probability=round(float(q), 4)) for label, q in ranked]

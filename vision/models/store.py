@@ -1,0 +1,48 @@
+"""Loads shipped models by name, once each, from the package's weights folder or a folder the user names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vision.models.anomaly import AnomalyDetector
+from vision.models.card import WEIGHTS_DIR, Card, load_bundle
+from vision.models.classifier import CalibratedClassifier
+from vision.models.gate import Gate
+from vision.models.net import CompactResNet, NetConfig
+
+
+class ModelStore:
+    """One per agent or command (no module-level cache): `classifier`, `anomaly` and `gate` load on first use."""
+
+    def __init__(self, directory: Path | None = None, threads: int | None = None):
+        self.directory = directory or WEIGHTS_DIR
+        self.threads = threads
+        self._loaded: dict[str, object] = {}
+
+    def network(self, name: str) -> tuple[Card, CompactResNet]:
+        """A bundle's card and network, freshly loaded (classifier and gate keep theirs)."""
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        card, tensors = load_bundle(self.directory, name)
+        net = CompactResNet(NetConfig(**card.net))
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        return card, net.eval().to(memory_format=torch.channels_last)
+
+    def classifier(self, name: str) -> CalibratedClassifier:
+        if name not in self._loaded:
+            self._loaded[name] = CalibratedClassifier(*self.network(name))
+        return self._loaded[name]  # type: ignore[return-value]
+
+    def gate(self, name: str = "modality_gate") -> Gate:
+        if name not in self._loaded:
+            self._loaded[name] = Gate(*self.network(name))
+        return self._loaded[name]  # type: ignore[return-value]
+
+    def anomaly(self, name: str = "chest_anomaly") -> AnomalyDetector:
+        if name not in self._loaded:
+            card, tensors = load_bundle(self.directory, name)
+            backbone = self.classifier(card.backbone).net if card.backbone else None
+            self._loaded[name] = AnomalyDetector(card, backbone, tensors["memory"].numpy())
+        return self._loaded[name]  # type: ignore[return-value]

@@ -1,0 +1,178 @@
+"""Vision tools backed by the project's trained models (vision.models): calibrated classifiers and the chest
+anomaly detector. Each runs only on the kind of study its model was trained on, as the gate decides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vision.models.card import Card
+from vision.models.classifier import shown
+from vision.models.gate import CHEST_XRAY, StudyKind
+from vision.models.store import ModelStore
+from vision.study import Study
+from vision.tools.base import AnomalyScore, ModelInfo, Region, ToolResult
+from vision.tools.overlay import write_overlay
+
+_SIDE_NOTE = "on a standard frontal film the image left is the patient's right"
+
+
+def model_info(card: Card, store: ModelStore) -> ModelInfo:
+    m = card.metrics
+    if card.kind == "anomaly":
+        headline = f"AUROC {m['auroc_normal_vs_pneumonia']:.3f} normal vs pneumonia"
+    else:
+        headline = f"AUROC {m['auroc']:.3f}, ECE {m['ece_after']:.3f}, sensitivity {m['sensitivity']:.2f}, "
+        headline += f"specificity {m['specificity']:.2f}"
+    return ModelInfo(
+        name=card.name,
+        version=card.version,
+        validation=f"{headline} ({m['n']} validation images)",
+        card=str(store.directory / f"{card.name}.md"),
+    )
+
+
+def _not_chest(kind: StudyKind) -> str | None:
+    if kind.is_chest_xray:
+        return None
+    return f"trained on frontal chest X-rays only; this study is {kind.described()}"
+
+
+class _ClassifierTool:
+    """A calibrated binary classifier from the model store, reported against its screening threshold."""
+
+    answers = frozenset({"abnormality"})
+    outputs = frozenset({"summary", "probabilities"})
+    model_name = ""
+    ran_because = ""
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+
+    def caveats(self, study: Study, card: Card) -> list[str]:
+        return card.limitations[:2]
+
+    def run(self, study: Study, out_dir: Path | None) -> ToolResult:
+        model = self.store.classifier(self.model_name)
+        [p] = model.predict(study.image)
+        side = "above" if p.above_threshold else "below"
+        return ToolResult(
+            tool=self.name,
+            applied=True,
+            reason=self.ran_because,
+            summary=f"probability of {p.label} {shown(p.probability)} (calibrated; {side} the screening threshold "
+            f"{p.threshold:.2f}, chosen for sensitivity >= 0.95)",
+            probabilities=[p],
+            model=model_info(model.card, self.store),
+            caveats=self.caveats(study, model.card),
+        )
+
+
+class PneumoniaClassifier(_ClassifierTool):
+    name = "pneumonia_classifier"
+    description = "calibrated probability of pneumonia on a frontal chest X-ray"
+    applies_to = f"frontal chest X-rays (gate kind {CHEST_XRAY})"
+    model_name = "pneumonia"
+    ran_because = "frontal chest X-ray"
+
+    def applicability(self, study: Study, kind: StudyKind) -> str | None:
+        return _not_chest(kind)
+
+
+class ChestAnomaly:
+    name = "chest_anomaly"
+    description = "how unusual a frontal chest X-ray is compared with normal films, where, and a heatmap"
+    applies_to = f"frontal chest X-rays (gate kind {CHEST_XRAY})"
+    answers = frozenset({"abnormality"})
+    outputs = frozenset({"summary", "anomaly", "regions", "heatmap"})
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+
+    def applicability(self, study: Study, kind: StudyKind) -> str | None:
+        return _not_chest(kind)
+
+    def run(self, study: Study, out_dir: Path | None) -> ToolResult:
+        detector = self.store.anomaly()
+        image = study.image
+        [patch_map] = detector.patch_maps([image])
+        result, heat = detector.result(patch_map)
+        w, h = image.size
+        regions = [
+            Region(
+                x=round(r.x * w),
+                y=round(r.y * h),
+                width=max(1, round(r.width * w)),
+                height=max(1, round(r.height * h)),
+                score=r.peak,
+                unit="x the normal patch limit",
+                side=_side(r.x, r.width),
+            )
+            for r in result.regions
+        ]
+        heatmap = None
+        if out_dir is not None:
+            # 1 (the normal limit) maps to half intensity, twice the limit and beyond to full red.
+            heatmap = write_overlay(image, (heat - 0.5) / 1.5, out_dir / f"{study.summary.study_id}_anomaly.png")
+        verdict = "unusual" if result.unusual else "within the range of normal films"
+        rank = (
+            "every validation normal film"
+            if result.normal_percentile >= 99.5
+            else f"{result.normal_percentile:.0f}% of validation normal films"
+        )
+        summary = (
+            f"anomaly score {result.score:.3f}, {verdict} (threshold {result.threshold:.3f}; higher than {rank}); "
+            + (
+                f"{len(regions)} region(s) beyond the normal patch limit"
+                if regions
+                else "no region beyond the normal patch limit"
+            )
+        )
+        return ToolResult(
+            tool=self.name,
+            applied=True,
+            reason="frontal chest X-ray",
+            summary=summary,
+            anomaly=AnomalyScore(**result.model_dump(exclude={"regions"})),
+            regions=regions,
+            heatmap_path=str(heatmap) if heatmap else None,
+            model=model_info(detector.card, self.store),
+            caveats=["unusual means unlike the normal training films, not diseased", _label_caveat(detector.card)],
+        )
+
+
+def _side(x: float, width: float) -> str:
+    """Where a region lies across the film, as displayed."""
+    if width > 0.5:
+        return "spans both sides of the image"
+    centre = x + width / 2
+    where = "left" if centre < 0.4 else "right" if centre > 0.6 else "middle"
+    return f"image {where}" + ("" if where == "middle" else f" ({_SIDE_NOTE})")
+
+
+def _label_caveat(card: Card) -> str:
+    free = card.metrics.get("auroc_with_label_free_backbone")
+    text = (
+        f"its features come from the {card.backbone} classifier, trained with disease labels; the normal memory and "
+        "the thresholds use normal films only"
+    )
+    return text + (f" (without disease labels the same detector reaches AUROC {free:.3f})" if free else "")
+
+
+class BreastUltrasoundClassifier(_ClassifierTool):
+    name = "breast_ultrasound_classifier"
+    description = "calibrated probability that a breast ultrasound image shows a malignant lesion (28 px model)"
+    applies_to = "breast ultrasound (DICOM US with Body Part BREAST, or a plain image the gate reads as ultrasound)"
+    model_name = "breastmnist"
+    ran_because = "ultrasound image"
+
+    def applicability(self, study: Study, kind: StudyKind) -> str | None:
+        if kind.kind != "ultrasound":
+            return f"trained on breast ultrasound only; this study is {kind.described()}"
+        part = (study.summary.body_part or "").upper()
+        if kind.source == "dicom_tags" and "BREAST" not in part:
+            return f"trained on breast ultrasound only; Body Part Examined is {part or 'not recorded'}"
+        return None
+
+    def caveats(self, study: Study, card: Card) -> list[str]:
+        assumed = [] if study.summary.body_part else ["body part not recorded: assumed breast, as in all its training"]
+        return [*assumed, *card.limitations]

@@ -1,0 +1,154 @@
+"""The tool registry: the built-in tools plus any installed plugin, and the gate that decides what applies.
+
+A plugin is a distribution with an entry point in the group `vesalius.tools` naming a callable that takes the
+ModelStore and returns a tool (or a list of tools) following `vision.tools.base.VisionTool`. In pyproject.toml:
+
+    [project.entry-points."vesalius.tools"]
+    my_segmenter = "my_package.tools:make_tools"
+
+The agent reads each tool's declaration (what it answers, what it applies to, what it outputs) and never names one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from vision.models.gate import StudyKind
+from vision.models.store import ModelStore
+from vision.study import Study
+from vision.tools.asymmetry_map import AsymmetryMap
+from vision.tools.base import ToolResult, VisionTool, not_applied
+from vision.tools.ct_attenuation import CtAttenuation
+from vision.tools.image_quality import ImageQuality
+from vision.tools.model_tools import BreastUltrasoundClassifier, ChestAnomaly, PneumoniaClassifier
+
+ENTRY_POINT_GROUP = "vesalius.tools"
+_FILLED = {
+    "measurements": lambda r: bool(r.measurements),
+    "probabilities": lambda r: bool(r.probabilities),
+    "anomaly": lambda r: r.anomaly is not None,
+    "summary": lambda r: bool(r.summary),
+}
+
+
+class ToolDeclaration(BaseModel):
+    name: str
+    description: str
+    applies_to: str
+    answers: list[str]
+    outputs: list[str]
+    source: str
+
+
+def builtin_tools(store: ModelStore) -> list[VisionTool]:
+    return [
+        ImageQuality(),
+        CtAttenuation(),
+        AsymmetryMap(),
+        PneumoniaClassifier(store),
+        ChestAnomaly(store),
+        BreastUltrasoundClassifier(store),
+    ]
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[VisionTool], store: ModelStore, sources: dict[str, str] | None = None):
+        self.store = store
+        self.tools: dict[str, VisionTool] = {}
+        self.sources = sources or {}
+        self.problems: list[str] = []  # plugins that failed to load: reported, never fatal
+        for tool in tools:
+            self.add(tool, self.sources.get(tool.name, "built-in"))
+
+    @classmethod
+    def default(cls, store: ModelStore | None = None, *, plugins: bool = True) -> ToolRegistry:
+        store = store or ModelStore()
+        registry = cls(builtin_tools(store), store)
+        if plugins:
+            registry.load_plugins()
+        return registry
+
+    def add(self, tool: VisionTool, source: str = "built-in") -> None:
+        missing = [
+            a
+            for a in ("name", "description", "applies_to", "answers", "outputs", "applicability", "run")
+            if not hasattr(tool, a)
+        ]
+        if missing:
+            raise TypeError(f"tool {tool!r} lacks {', '.join(missing)} (see vision.tools.base.VisionTool)")
+        if tool.name in self.tools:
+            raise ValueError(f"two tools are called '{tool.name}' ({self.sources.get(tool.name)} and {source})")
+        self.tools[tool.name] = tool
+        self.sources[tool.name] = source
+
+    def load_plugins(self) -> None:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                made = ep.load()(self.store)
+                for tool in made if isinstance(made, list | tuple) else [made]:
+                    self.add(tool, f"plugin {ep.name} ({ep.value})")
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the built-in tools down with it
+                self.problems.append(
+                    f"tool plugin '{ep.name}' ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
+                )
+
+    def declarations(self) -> list[ToolDeclaration]:
+        return [
+            ToolDeclaration(
+                name=t.name,
+                description=t.description,
+                applies_to=t.applies_to,
+                answers=sorted(t.answers),
+                outputs=sorted(t.outputs),
+                source=self.sources[t.name],
+            )
+            for t in self.tools.values()
+        ]
+
+    def answers(self) -> dict[str, frozenset[str]]:
+        """What each tool answers, for the router."""
+        return {name: frozenset(t.answers) for name, t in self.tools.items()}
+
+    def kind(self, study: Study) -> StudyKind:
+        s = study.summary
+        return self.store.gate().decide(
+            study.image,
+            modality=s.modality,
+            modality_source=s.modality_source,
+            body_part=s.body_part,
+            view=s.view,
+        )
+
+    def run(
+        self,
+        study: Study,
+        wanted: Iterable[str],
+        out_dir: Path | None,
+        not_wanted: str = "not needed for this question",
+    ) -> tuple[StudyKind, list[ToolResult]]:
+        """Every tool, in order: its result, or why it did not run (not wanted, or not for this kind of study)."""
+        wanted = set(wanted)
+        kind = self.kind(study)
+        results = []
+        for name, tool in self.tools.items():
+            if name not in wanted:
+                results.append(not_applied(tool, not_wanted))
+            elif (why_not := tool.applicability(study, kind)) is not None:
+                results.append(not_applied(tool, why_not))
+            else:
+                results.append(_checked(tool, tool.run(study, out_dir)))
+        return kind, results
+
+
+def _checked(tool: VisionTool, result: ToolResult) -> ToolResult:
+    """A tool that does not return what it declares is reported, so a broken plugin is visible, not silent."""
+    missing = [o for o in tool.outputs if o in _FILLED and not _FILLED[o](result)]
+    if result.applied and missing:
+        return result.model_copy(
+            update={"caveats": [*result.caveats, f"the tool declared {', '.join(missing)} but returned none"]}
+        )
+    return result
