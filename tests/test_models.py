@@ -131,6 +131,9 @@ def test_gate_reads_plain_images(registry, shared_data, validation_films):
     ct_image = next(name for name, _, modality, _ in rows if modality == "ct")
     decided = registry.kind(load_study(shared_data / "vqa-rad" / "images" / ct_image))
     assert decided.kind != CHEST_XRAY and decided.source == "image_classifier"
+    # An adult chest film stored as an RGB JPEG (chroma noise in the channels) is greyscale, and a chest X-ray.
+    film = load_study(shared_data / "vqa-rad" / "images" / next(r[0] for r in rows if r[2] == "chest_xray_frontal"))
+    assert not film.summary.colour and registry.kind(film).kind == CHEST_XRAY
 
 
 def test_classify_many_images_in_one_process(shared_data, validation_films, ct_path, tmp_path, cli_env):

@@ -72,6 +72,16 @@ def _window(values: np.ndarray, bits: int) -> Window:
     return auto_window(values)
 
 
+GREY_SPREAD = 8.0  # mean |R-G| + |G-B| under which an RGB picture is greyscale in substance
+
+
+def is_grey_rgb(rgb: np.ndarray) -> bool:
+    """A radiograph saved as an RGB JPEG has channels a few levels apart (chroma noise, a coloured marker);
+    a slide or a photograph differs by tens on average."""
+    a = rgb.astype(np.int16)
+    return float((np.abs(a[..., 0] - a[..., 1]) + np.abs(a[..., 1] - a[..., 2])).mean()) < GREY_SPREAD
+
+
 def _values(img: Image.Image) -> tuple[np.ndarray, int]:
     """Values as float32; RGB images whose channels are equal count as greyscale."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -81,8 +91,7 @@ def _values(img: Image.Image) -> tuple[np.ndarray, int]:
         img = img.convert("RGB") if img.mode in ("RGBA", "P", "CMYK", "YCbCr", "LA", "PA", "RGBX") else img.convert("L")
     if img.mode == "RGB":
         rgb = np.asarray(img)
-        # JPEG chroma noise leaves "grey" RGB images a level or two apart per channel.
-        if np.abs(rgb.astype(np.int16) - rgb[..., :1]).max() <= 2:
+        if is_grey_rgb(rgb):
             return np.asarray(img.convert("L"), dtype=np.float32), 8
         return rgb.astype(np.float32), 8
     return np.asarray(img, dtype=np.float32), 8

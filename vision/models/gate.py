@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
+from vision.image_io import is_grey_rgb
 from vision.models.classifier import CalibratedClassifier, shown
 
 CHEST_XRAY = "chest_xray_frontal"
@@ -21,16 +22,13 @@ _RADIOGRAPHS = ("CR", "DX", "DR", "RG", "OT", "SC")  # may be a chest film: the 
 _LATERAL_VIEWS = ("LL", "RL", "LAT", "LATERAL", "LLD", "RLD")
 _CHEST_PARTS = ("CHEST", "THORAX", "LUNG", "PORT CHEST", "TORAX")
 MIN_PROBABILITY = 0.8  # below it the image gate does not call a plain image a frontal chest film
-_GREY_SPREAD = 8.0  # mean channel difference (0-510) under which a picture is greyscale in substance
 
 
 def looks_coloured(image: Image.Image) -> bool:
-    """Colour in substance, not in storage: a radiograph saved as an RGB JPEG has channels that differ by a few
-    levels (compression), a slide or a photograph by tens."""
+    """Colour in substance, not in storage (the rule ingestion uses for plain images)."""
     if image.mode in ("L", "I", "I;16", "F", "1"):
         return False
-    a = np.asarray(image.convert("RGB").resize((64, 64)), dtype=np.int16)
-    return float((np.abs(a[..., 0] - a[..., 1]) + np.abs(a[..., 1] - a[..., 2])).mean()) >= _GREY_SPREAD
+    return not is_grey_rgb(np.asarray(image.convert("RGB").resize((64, 64))))
 
 
 _NAMES = {
