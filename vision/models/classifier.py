@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from vision.models.card import Card
+from vision.models.calibration import apply_platt, apply_temperature
+from vision.models.card import Calibration, Card
 from vision.models.net import CompactResNet
 from vision.models.preprocess import to_tensor
 
@@ -24,16 +25,11 @@ def shown(p: float) -> str:
     return "> 0.99" if p > 0.99 else "< 0.01" if p < 0.01 else f"{p:.2f}"
 
 
-def calibrate(logits: np.ndarray, card: Card) -> np.ndarray:
+def calibrate(logits: np.ndarray, c: Calibration) -> np.ndarray:
     """Raw logits -> calibrated probabilities (binary: P(positive) per image; multi-class: N x C)."""
-    c = card.calibration
-    if logits.ndim == 1:
-        z = logits * c.platt_a + c.platt_b if c.method == "platt" else logits / c.temperature
-        return 1 / (1 + np.exp(-z))
-    z = logits / c.temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    if c.method == "platt":
+        return apply_platt(logits, c.platt_a, c.platt_b)
+    return apply_temperature(logits, c.temperature)
 
 
 class CalibratedClassifier:
@@ -45,7 +41,7 @@ class CalibratedClassifier:
         return self.net(to_tensor(images, self.card.net["input_size"])).float().numpy()
 
     def probabilities(self, images: list[Image.Image]) -> np.ndarray:
-        return calibrate(self.logits(images), self.card)
+        return calibrate(self.logits(images), self.card.calibration)
 
     def predict(self, image: Image.Image) -> list[Probability]:
         p = self.probabilities([image])[0]

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from vision.models.calibration import apply_platt, apply_temperature, fit_platt, fit_temperature
+from vision.models.calibration import fit_platt, fit_temperature
 from vision.models.card import Calibration
+from vision.models.classifier import calibrate
 from vision.models.metrics import (
     auroc,
     auroc_ci,
@@ -36,12 +37,6 @@ def _fit(logits: np.ndarray, labels: np.ndarray, method: str) -> Calibration:
     return Calibration(method="temperature", temperature=fit_temperature(logits, labels))
 
 
-def apply(logits: np.ndarray, c: Calibration) -> np.ndarray:
-    if c.method == "platt":
-        return apply_platt(logits, c.platt_a, c.platt_b)
-    return apply_temperature(logits, c.temperature)
-
-
 def _nll(labels: np.ndarray, probs: np.ndarray) -> float:
     return (
         log_loss(labels, probs)
@@ -57,7 +52,7 @@ def choose_method(logits: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> 
         nll = 0.0
         for k in np.unique(folds):
             fit, test = folds != k, folds == k
-            nll += _nll(labels[test], apply(logits[test], _fit(logits[fit], labels[fit], method))) * test.sum()
+            nll += _nll(labels[test], calibrate(logits[test], _fit(logits[fit], labels[fit], method))) * test.sum()
         out_of_fold[method] = nll
     return min(out_of_fold, key=out_of_fold.get)
 
@@ -72,15 +67,15 @@ def binary_report(
     for k in np.unique(folds):
         fit, test = folds != k, folds == k
         c = _fit(logits[fit], labels[fit], method)
-        point = operating_point(labels[fit], apply(logits[fit], c), min_sensitivity=MIN_SENSITIVITY)
-        probs[test] = apply(logits[test], c)
+        point = operating_point(labels[fit], calibrate(logits[fit], c), min_sensitivity=MIN_SENSITIVITY)
+        probs[test] = calibrate(logits[test], c)
         predicted[test] = probs[test] >= point.threshold
     pooled = confusion_at(labels, predicted.astype(float), 0.5)
     raw = 1 / (1 + np.exp(-logits))
     before, after = reliability(labels, raw), reliability(labels, probs)
     ci = auroc_ci(labels, logits)
     shipped = _fit(logits, labels, method)
-    threshold = operating_point(labels, apply(logits, shipped), min_sensitivity=MIN_SENSITIVITY).threshold
+    threshold = operating_point(labels, calibrate(logits, shipped), min_sensitivity=MIN_SENSITIVITY).threshold
     fpr, tpr, _ = roc_curve(labels, logits)
     score = auroc(labels, logits)
     files = [

@@ -12,11 +12,12 @@ import torch
 
 from vision.errors import ModelError
 from vision.models.card import WEIGHTS_DIR, Card, save_bundle
+from vision.models.classifier import calibrate
 from vision.models.net import CompactResNet, NetConfig
 from vision.train import datasets
 from vision.train.anomaly_fit import fit_anomaly
 from vision.train.cards import LICENCES, describe, write_markdown
-from vision.train.evaluate import apply, binary_report
+from vision.train.evaluate import binary_report
 from vision.train.gate_eval import gate_report
 from vision.train.trainer import Recipe, predict_logits, train_classifier
 
@@ -105,7 +106,7 @@ def train_classifier_bundle(name: str, data: Path, out: Path, seed: int, epochs:
 
 def _subtype_sensitivity(val: datasets.Split, logits, calibration, threshold) -> dict:
     """Kermany names carry the pneumonia subtype: is one kind missed more often than the other?"""
-    probs = apply(logits, calibration)
+    probs = calibrate(logits, calibration)
     out = {}
     for subtype in ("bacteria", "virus"):
         mask = np.array([f"_{subtype}_" in n for n in val.names])
