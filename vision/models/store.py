@@ -16,15 +16,12 @@ from vision.models.net import CompactResNet, NetConfig
 class ModelStore:
     """One per agent or command (no module-level cache): `classifier`, `anomaly` and `gate` load on first use."""
 
-    def __init__(self, directory: Path | None = None, threads: int | None = None):
+    def __init__(self, directory: Path | None = None):
         self.directory = directory or WEIGHTS_DIR
-        self.threads = threads
         self._loaded: dict[str, object] = {}
 
     def network(self, name: str) -> tuple[Card, CompactResNet]:
         """A bundle's card and network, freshly loaded (classifier and gate keep theirs)."""
-        if self.threads:
-            torch.set_num_threads(self.threads)
         card, tensors = load_bundle(self.directory, name)
         net = CompactResNet(NetConfig(**card.net))
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})

@@ -56,13 +56,13 @@ def builtin_tools(store: ModelStore) -> list[VisionTool]:
 
 
 class ToolRegistry:
-    def __init__(self, tools: Iterable[VisionTool], store: ModelStore, sources: dict[str, str] | None = None):
+    def __init__(self, tools: Iterable[VisionTool], store: ModelStore):
         self.store = store
         self.tools: dict[str, VisionTool] = {}
-        self.sources = sources or {}
+        self.sources: dict[str, str] = {}
         self.problems: list[str] = []  # plugins that failed to load: reported, never fatal
         for tool in tools:
-            self.add(tool, self.sources.get(tool.name, "built-in"))
+            self.add(tool)
 
     @classmethod
     def default(cls, store: ModelStore | None = None, *, plugins: bool = True) -> ToolRegistry:
