@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,15 +61,7 @@ def _state(model: CompactResNet) -> dict[str, torch.Tensor]:
 
 def train_classifier_bundle(name: str, data: Path, out: Path, seed: int, epochs: int | None) -> Card:
     spec = CLASSIFIERS[name]
-    recipe = Recipe(
-        spec.recipe.net,
-        epochs or spec.recipe.epochs,
-        spec.recipe.batch_size,
-        spec.recipe.lr,
-        spec.recipe.weight_decay,
-        spec.recipe.augment,
-        seed,
-    )
+    recipe = replace(spec.recipe, epochs=epochs or spec.recipe.epochs, seed=seed)
     ds = spec.load(data, seed)
     start = time.monotonic()
     model = train_classifier(ds.train.images, ds.train.labels, recipe, f"training {name}")
