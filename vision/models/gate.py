@@ -59,6 +59,22 @@ class StudyKind(BaseModel):
         return f"{_NAMES.get(self.kind, self.kind)} ({self.reason})"
 
 
+def kind_from_tags(*, modality: str, modality_source: str, body_part: str | None, view: str | None) -> StudyKind | None:
+    """The kind DICOM tags (or the modality a user gave) settle without looking at pixels; None when they do not."""
+    code = (modality or "OT").upper()
+    if modality_source in ("dicom", "user") and code in _TAG_KINDS:
+        who = "DICOM Modality" if modality_source == "dicom" else "the modality given"
+        return StudyKind(kind=_TAG_KINDS[code], source="dicom_tags", reason=f"{who} is {code}")
+    if modality_source in ("dicom", "user") and code not in _RADIOGRAPHS:
+        return StudyKind(kind=f"other ({code})", source="dicom_tags", reason=f"DICOM Modality is {code}")
+    part = (body_part or "").upper()
+    if part and not any(p in part for p in _CHEST_PARTS):
+        return StudyKind(kind="other_xray", source="dicom_tags", reason=f"Body Part Examined is {part}")
+    if (view or "").upper() in _LATERAL_VIEWS:
+        return StudyKind(kind="chest_xray_lateral", source="dicom_tags", reason=f"View Position is {view}")
+    return None
+
+
 class Gate:
     def __init__(self, card, net):
         self.model = CalibratedClassifier(card, net)
@@ -67,20 +83,8 @@ class Gate:
         p = self.model.probabilities([image])[0]
         return {label: round(float(q), 4) for label, q in zip(self.model.card.classes, p, strict=True)}
 
-    def decide(
-        self, image: Image.Image, *, modality: str, modality_source: str, body_part: str | None, view: str | None
-    ) -> StudyKind:
-        code = (modality or "OT").upper()
-        if modality_source in ("dicom", "user") and code in _TAG_KINDS:
-            who = "DICOM Modality" if modality_source == "dicom" else "the modality given"
-            return StudyKind(kind=_TAG_KINDS[code], source="dicom_tags", reason=f"{who} is {code}")
-        if modality_source in ("dicom", "user") and code not in _RADIOGRAPHS:
-            return StudyKind(kind=f"other ({code})", source="dicom_tags", reason=f"DICOM Modality is {code}")
-        part = (body_part or "").upper()
-        if part and not any(p in part for p in _CHEST_PARTS):
-            return StudyKind(kind="other_xray", source="dicom_tags", reason=f"Body Part Examined is {part}")
-        if (view or "").upper() in _LATERAL_VIEWS:
-            return StudyKind(kind="chest_xray_lateral", source="dicom_tags", reason=f"View Position is {view}")
+    def read(self, image: Image.Image) -> StudyKind:
+        """The image gate: what the pixels look like, for studies whose tags do not decide (`kind_from_tags`)."""
         probs = self.classify(image)
         best = max(probs, key=probs.get)
         runner = max((k for k in probs if k != CHEST_XRAY), key=probs.get)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from vision.models.gate import StudyKind
+from vision.models.gate import StudyKind, kind_from_tags
 from vision.models.store import ModelStore
 from vision.study import Study
 from vision.tools.asymmetry_map import AsymmetryMap
@@ -114,14 +114,12 @@ class ToolRegistry:
         return {name: frozenset(t.answers) for name, t in self.tools.items()}
 
     def kind(self, study: Study) -> StudyKind:
+        """Tags first; the gate network is loaded and run only for studies whose tags do not settle it."""
         s = study.summary
-        return self.store.gate().decide(
-            study.image,
-            modality=s.modality,
-            modality_source=s.modality_source,
-            body_part=s.body_part,
-            view=s.view,
+        by_tags = kind_from_tags(
+            modality=s.modality, modality_source=s.modality_source, body_part=s.body_part, view=s.view
         )
+        return by_tags or self.store.gate().read(study.image)
 
     def run(
         self,

@@ -71,7 +71,7 @@ def binary_report(
         probs[test] = calibrate(logits[test], c)
         predicted[test] = probs[test] >= point.threshold
     pooled = confusion_at(labels, predicted.astype(float), 0.5)
-    raw = 1 / (1 + np.exp(-logits))
+    raw = calibrate(logits, Calibration(method="none"))
     before, after = reliability(labels, raw), reliability(labels, probs)
     ci = auroc_ci(labels, logits)
     shipped = _fit(logits, labels, method)

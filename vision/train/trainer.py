@@ -32,7 +32,6 @@ class Recipe:
 
 def seed_everything(seed: int, threads: int) -> torch.Generator:
     torch.manual_seed(seed)
-    np.random.seed(seed)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
