@@ -12,21 +12,40 @@ from vision.models.gate import StudyKind
 from vision.study import StudySummary
 from vision.tools.base import ToolResult
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 
 class Citation(BaseModel):
     number: int = Field(description="the [n] used in the answer text")
-    concept_id: str
+    concept_id: str = Field(description="the knowledge base's concept id: the UMLS CUI when a source gives one")
     name: str
     umls_cui: str | None
-    snomed_ct: str | None
-    source: str = Field(description="knowledge source and version")
-    code_sources: dict[str, str] = Field(description="where each code was verified")
+    snomed_ct: list[str] = Field(description="SNOMED CT concept ids")
+    icd10cm: list[str] = Field(description="ICD-10-CM codes")
+    source: str = Field(description="the source of the passage, with its version")
+    sources: list[str] = Field(description="every source record merged into the concept, as 'source: id'")
+    link: str | None = Field(None, description="a web page for the concept in one of its sources")
+    code_sources: dict[str, str] = Field(description="where each code of the project's imaging knowledge was verified")
     passage: str = Field(description="the passage given as evidence")
-    score: float = Field(description="retrieval score (dense cosine + exact-term bonus)")
+    score: float = Field(description="retrieval score: 1 + fused when a term is written out, else the fused rank score")
+    dense: float | None = Field(None, description="cosine similarity of the closest embedded term or definition")
+    lexical: float | None = Field(None, description="BM25 score")
     matched_term: str | None = Field(None, description="the term found verbatim in the question, if any")
-    urgency: Literal["emergency", "urgent", "routine"]
+    urgency: Literal["emergency", "urgent", "routine"] | None = Field(
+        description="urgency when newly found on imaging (the project's imaging knowledge); null when not assessed"
+    )
+
+
+class LinkedConcept(BaseModel):
+    where: Literal["question", "answer"]
+    text: str = Field(description="the words as written")
+    start: int
+    end: int
+    concept_id: str
+    umls_cui: str | None
+    name: str
+    method: Literal["exact", "synonym", "abbreviation", "dense"]
+    score: float
 
 
 class ModelUse(BaseModel):
@@ -56,4 +75,6 @@ class Answer(BaseModel):
     model: ModelUse
     uncertainty: str
     citations: list[Citation]
+    knowledge_base: str = Field(description="the knowledge base version and its sources")
+    linked_concepts: list[LinkedConcept] = Field(description="concepts named in the question and in the answer")
     warnings: list[str]

@@ -1,4 +1,4 @@
-"""The `vesalius` command line: ask, chat, demo, inspect, classify, anomaly, tools, train, schema."""
+"""The `vesalius` command line: ask, chat, demo, inspect, classify, anomaly, tools, train, kb, schema."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from agent.config import Settings, load_settings
 from agent.deps import Deps
 from agent.errors import AgentError
 from agent.inspect import inspection, render_inspection, write_images
+from agent.kb_cli import kb
 from agent.render import render_text
 from agent.service import Vesalius
 from retrieval import KnowledgeError
@@ -74,6 +75,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader went away (`| head`): nothing left to say, and not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug: say so in one line; VESALIUS_DEBUG=1 shows the traceback
@@ -271,3 +275,6 @@ def train(model, data, out, seed, epochs) -> None:
 def schema() -> None:
     """Print the JSON schema of `--json` answers."""
     click.echo(json.dumps(Answer.model_json_schema(), indent=2))
+
+
+main.add_command(kb)

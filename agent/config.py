@@ -34,9 +34,12 @@ class Settings(BaseModel):
     vlm_image_max_side: int = 896  # MedGemma's input resolution; larger images are shrunk before sending
     vlm_max_images: int = Field(1, ge=1, le=16)  # slices of a volume sent per question (the server must allow them)
     require_model: bool = False  # fail instead of answering from the tools when the model server fails
-    cache_dir: Path  # knowledge index, heatmaps
+    cache_dir: Path  # knowledge bases (unless kb_dir is set), heatmaps
     data_dir: Path  # conversation threads (threads.sqlite)
-    knowledge_path: Path | None = None  # a knowledge JSON file replacing the bundled one
+    kb_dir: Path | None = (
+        None  # knowledge-base root (`vesalius kb build` writes there) or one build; default cache_dir/kb
+    )
+    knowledge_path: Path | None = None  # an imaging knowledge JSON file replacing the bundled one
     embedding_model: Path | None = None  # a local sentence-transformers directory; default all-MiniLM-L6-v2
     top_k: int = 5
     # De-identification (DICOM PS3.15 Basic Profile) of every study before anything is kept or sent.
@@ -44,7 +47,7 @@ class Settings(BaseModel):
     deid_dates: Literal["remove", "shift"] = "remove"
     deid_keep_patient_characteristics: bool = True  # age (capped at 90) and sex, size and weight
     max_voxels: int = Field(400_000_000, gt=0)  # the largest volume loaded (x4 bytes of memory)
-    min_citation_score: float = 0.45  # below this fused score a knowledge hit is not cited
+    min_citation_score: float = 0.45  # a concept not named in the question is cited only at this cosine or above
     models_dir: Path | None = None  # trained model bundles (`vesalius train --out`); default: the shipped ones
     tool_plugins: bool = True  # load vision tools from installed plugins (entry point group vesalius.tools)
 
@@ -52,6 +55,10 @@ class Settings(BaseModel):
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
+
+    @property
+    def knowledge_root(self) -> Path:
+        return self.kb_dir or self.cache_dir / "kb"
 
     @property
     def threads_db(self) -> Path:

@@ -48,7 +48,7 @@ class Deps:
     def knowledge(self) -> KnowledgeBase:
         if self._knowledge is None:
             s = self.settings
-            self._knowledge = KnowledgeBase.open(s.cache_dir, s.knowledge_path, s.embedding_model)
+            self._knowledge = KnowledgeBase.open(s.knowledge_root, s.knowledge_path, s.embedding_model)
         return self._knowledge
 
     def ingest_options(self) -> IngestOptions:

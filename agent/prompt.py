@@ -62,7 +62,8 @@ def build_messages(
     lines += [f"- {t['tool']}: {t['summary']}" for t in ran] or ["- none ran"]
     lines += ["", "Sources:"]
     lines += [
-        f"[{c['number']}] {c['name']} (UMLS {c['umls_cui'] or '-'}, SNOMED CT {c['snomed_ct'] or '-'}): {c['passage']}"
+        f"[{c['number']}] {c['name']} (UMLS {c['umls_cui'] or '-'}, SNOMED CT {', '.join(c['snomed_ct']) or '-'}, "
+        f"source {c['source']}): {c['passage']}"
         for c in citations
     ] or ["(none matched)"]
     content = [*(image_part(image) for image in images), {"type": "text", "text": "\n".join(lines)}]

@@ -6,9 +6,13 @@ from agent.answer import Answer
 from vision.deid import DeidRecord
 
 
-def _codes(umls: str | None, snomed: str | None) -> str:
-    codes = [f"UMLS {umls}" if umls else "", f"SNOMED CT {snomed}" if snomed else ""]
-    return " · ".join(c for c in codes if c)
+def codes_line(umls: str | None, snomed: list[str], icd10cm: list[str]) -> str:
+    codes = [
+        f"UMLS {umls}" if umls else "",
+        *(f"SNOMED CT {c}" for c in snomed[:2]),
+        *(f"ICD-10-CM {c}" for c in icd10cm[:2]),
+    ]
+    return " · ".join(c for c in codes if c) or "no codes"
 
 
 def deid_line(record: DeidRecord) -> str:
@@ -51,8 +55,10 @@ def render_text(a: Answer) -> str:
         out += ["", "Citations"]
         for c in a.citations:
             out.append(
-                f"  [{c.number}] {c.name} — {_codes(c.umls_cui, c.snomed_ct)} — {c.source} (score {c.score:.2f})"
+                f"  [{c.number}] {c.name} — {codes_line(c.umls_cui, c.snomed_ct, c.icd10cm)} — {c.source} "
+                f"(score {c.score:.2f})"
             )
+        out.append(f"  knowledge base {a.knowledge_base}")
     if a.warnings:
         out += ["", "Warnings", *(f"  * {w}" for w in a.warnings)]
     return "\n".join(out)

@@ -4,6 +4,7 @@ saying so, where it is absent (a user's machine)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from agent.config import Settings, load_settings
+from retrieval import bundled_knowledge_path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -37,6 +39,20 @@ def mr_path() -> Path:
 def index_cache(tmp_path_factory) -> Path:
     """One knowledge-index cache for the session: building it once is enough to test building."""
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def small_imaging(tmp_path):
+    """The bundled imaging knowledge cut to its first n concepts: a knowledge base that builds in a second."""
+
+    def make(n: int = 6) -> Path:
+        data = json.loads(bundled_knowledge_path().read_text())
+        data["concepts"] = data["concepts"][:n]
+        path = tmp_path / f"imaging{n}.json"
+        path.write_text(json.dumps(data))
+        return path
+
+    return make
 
 
 @pytest.fixture

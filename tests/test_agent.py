@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from terminology_files import OBO
 
 from agent.answer import Answer
 from agent.deps import Deps
@@ -11,6 +12,7 @@ from agent.errors import AgentError
 from agent.graph import build_graph
 from agent.nodes.compose import NO_MODEL_NOTE
 from agent.service import Vesalius
+from retrieval import BuildOptions, build
 from vision import StudyError
 
 
@@ -24,6 +26,28 @@ def test_graph_runs_its_nodes_in_order(make_settings, ct_path):
     state["question"] = "What does pneumothorax mean?"
     visited = [next(iter(update)) for update in graph.stream(state, stream_mode="updates")]
     assert visited == ["ingest", "route", "retrieve", "compose"]
+
+
+def test_citations_come_through_the_knowledge_layer_with_codes_and_sources(
+    make_settings, small_imaging, tmp_path, ct_path
+):
+    obo = tmp_path / "test.obo"
+    obo.write_text(OBO)
+    report = build(tmp_path / "kb", BuildOptions(hpo=False, icd10cm=False, imaging_path=small_imaging(), obo=(obo,)))
+    with Vesalius(make_settings(kb_dir=report.path)) as agent:
+        a = agent.ask("What does pneumonia mean?", study=ct_path)
+    top = a.citations[0]
+    assert (top.concept_id, top.umls_cui, top.matched_term) == ("C0032285", "C0032285", "Pneumonia")
+    assert top.snomed_ct and top.icd10cm and top.urgency
+    assert top.sources == ["Vesalius imaging knowledge 2026.11.2: VESALIUS:pneumonia", "TEST 2026-01-01: TEST:2"]
+    assert top.source.startswith("Vesalius imaging knowledge") and top.link == "http://purl.obolibrary.org/obo/TEST_2"
+    assert a.knowledge_base.startswith(f"{report.version} (")
+    asked = [(c.text, c.concept_id, c.method) for c in a.linked_concepts if c.where == "question"]
+    assert asked == [("pneumonia", "C0032285", "exact")]
+    answered = {c.concept_id for c in a.linked_concepts if c.where == "answer"}
+    assert "C0032285" in answered
+    for c in a.linked_concepts:
+        assert (a.question if c.where == "question" else a.answer)[c.start : c.end] == c.text
 
 
 def test_answer_cites_codes_and_says_no_model_was_used(make_settings, ct_path):

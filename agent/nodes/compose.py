@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.answer import Answer, Citation, ModelUse
+from agent.answer import Answer, Citation, LinkedConcept, ModelUse
 from agent.deps import Deps
 from agent.nodes.tools import NOT_NEEDED
 from agent.prompt import describe_view
@@ -57,7 +57,7 @@ def urgent_notes(citations: list[Citation], plan: RoutePlan) -> list[str]:
     audience = plan.audience
     notes = []
     for c in citations:
-        if c.matched_term is None or c.urgency == "routine":
+        if c.matched_term is None or c.urgency in (None, "routine"):
             continue
         if c.urgency == "emergency":
             who = "call emergency services or go to an emergency department" if audience == "patient" else "act now"
@@ -125,10 +125,39 @@ def uncertainty_statement(source: str, tools: list[ToolResult], model_name: str 
 
 
 def patient_plain_passages(citations: list[Citation], deps: Deps) -> list[Citation]:
-    by_id = {c.id: c for c in deps.knowledge().kb.concepts}
+    """The plain-language explanation where the project wrote one; other sources' definitions stay as they are."""
+    kb = deps.knowledge()
+    out = []
+    for c in citations:
+        concept = kb.concept(c.concept_id)
+        plain = concept.plain_language if concept else None
+        out.append(c.model_copy(update={"passage": plain, "source": _imaging_source(concept)}) if plain else c)
+    return out
+
+
+def _imaging_source(concept) -> str:
+    return next(ref.source for ref in concept.sources if ref.id.startswith("VESALIUS:"))
+
+
+def knowledge_base_line(deps: Deps) -> str:
+    kb = deps.knowledge()
+    return f"{kb.version} ({len(kb)} concepts from {', '.join(kb.source_names)})"
+
+
+def linked_concepts(text: str, where: str, deps: Deps) -> list[LinkedConcept]:
     return [
-        c.model_copy(update={"passage": by_id[c.concept_id].plain_language}) if c.concept_id in by_id else c
-        for c in citations
+        LinkedConcept(
+            where=where,
+            text=link.text,
+            start=link.start,
+            end=link.end,
+            concept_id=link.concept.id,
+            umls_cui=link.concept.umls_cui,
+            name=link.concept.preferred_name,
+            method=link.method,
+            score=link.score,
+        )
+        for link in deps.knowledge().link(text, dense_fallback=where == "question")
     ]
 
 
@@ -182,6 +211,11 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         model=model,
         uncertainty=uncertainty_statement(source, tools, model.name),
         citations=citations,
+        knowledge_base=knowledge_base_line(deps),
+        linked_concepts=[
+            *linked_concepts(state["question"], "question", deps),
+            *linked_concepts(text, "answer", deps),
+        ],
         warnings=[*study.warnings, *deps.registry.problems, *warnings],
     )
     turn = {"question": state["question"], "answer": text, "concepts": [c.concept_id for c in citations]}

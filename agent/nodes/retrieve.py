@@ -5,41 +5,60 @@ from typing import Any
 from agent.answer import Citation
 from agent.deps import Deps
 from agent.state import AgentState
+from retrieval import Hit
 
 
 def retrieval_query(state: AgentState, deps: Deps) -> str:
     """The question, plus the previous question when this one names no concept ("what does that mean?")."""
     question = state["question"]
     history = state.get("history") or []
-    if history and not deps.knowledge().exact_matches(question):
+    if history and not deps.knowledge().exact(question):
         return f"{question} {history[-1]['question']}"
     return question
 
 
-CITE_MARGIN = 0.2  # cite only hits close to the best one: a distant fifth hit is noise, not evidence
+CITE_MARGIN = 0.1  # below the best hit's cosine by more than this, a hit is a neighbour of the topic, not the topic
+
+
+def cited(hits: list[Hit], min_score: float) -> list[Hit]:
+    """Concepts written out in the question; failing those, the closest concepts by meaning, if close enough."""
+    named = [h for h in hits if h.matched_term]
+    if named:
+        return named
+    close = [h for h in hits if h.dense is not None and h.dense >= min_score]
+    if not close:
+        return []
+    best = max(h.dense for h in close)
+    return [h for h in close if h.dense >= best - CITE_MARGIN]
+
+
+def citation(number: int, hit: Hit) -> Citation:
+    c = hit.concept
+    definition = c.definition
+    return Citation(
+        number=number,
+        concept_id=c.id,
+        name=c.preferred_name,
+        umls_cui=c.umls_cui,
+        snomed_ct=c.snomed_ct,
+        icd10cm=c.icd10cm,
+        source=definition.source if definition else c.sources[0].source,
+        sources=[f"{ref.source}: {ref.id}" for ref in c.sources],
+        link=next((ref.link for ref in c.sources if ref.link), None),
+        code_sources=c.code_sources,
+        passage=definition.text if definition else c.preferred_name,
+        score=round(hit.score, 3),
+        dense=None if hit.dense is None else round(hit.dense, 3),
+        lexical=None if hit.lexical is None else round(hit.lexical, 3),
+        matched_term=hit.matched_term,
+        urgency=c.urgency,
+    )
 
 
 def retrieve(state: AgentState, deps: Deps) -> dict[str, Any]:
-    kb = deps.knowledge()
     s = deps.settings
-    hits = kb.search(retrieval_query(state, deps), k=s.top_k, min_score=s.min_citation_score)
-    hits = [h for h in hits if h.score >= hits[0].score - CITE_MARGIN]
-    citations = [
-        Citation(
-            number=n,
-            concept_id=h.concept.id,
-            name=h.concept.preferred_name,
-            umls_cui=h.concept.umls_cui,
-            snomed_ct=h.concept.snomed_ct,
-            source=kb.source,
-            code_sources=h.concept.code_sources,
-            passage=h.concept.definition,
-            score=round(h.score, 3),
-            matched_term=h.matched_term,
-            urgency=h.concept.urgency,
-        )
-        for n, h in enumerate(hits, start=1)
-    ]
+    hits = deps.knowledge().search(retrieval_query(state, deps), k=s.top_k)
+    citations = [citation(n, h) for n, h in enumerate(cited(hits, s.min_citation_score), start=1)]
     warnings = list(state.get("warnings") or [])
     if not citations:
         warnings.append("no knowledge passage matched the question closely enough to cite")

