@@ -44,7 +44,7 @@ class LinkedConcept(BaseModel):
     concept_id: str
     umls_cui: str | None
     name: str
-    method: Literal["exact", "synonym", "abbreviation", "dense"]
+    method: Literal["exact", "synonym", "abbreviation", "spelling", "dense"]
     score: float
 
 

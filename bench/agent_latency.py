@@ -7,7 +7,7 @@ Measured in one run, on the CT slice bundled with pydicom, with no model server 
 - agent: `Vesalius.ask`: the same plus routing, the tools, composing, and the SQLite checkpoint of the thread
   (it reuses the study it loaded, as it does within a conversation, so its extra time is the graph's own);
 - cold CLI: a whole `vesalius ask` process (imports, model load, cached index);
-- index build: the knowledge index from scratch in an empty cache;
+- index build: the starter knowledge base (imaging knowledge) from scratch in an empty cache;
 - with `--vlm-url URL`: the agent again, with the model server at URL answering (max 32 tokens).
 Medians of `--repeats` runs; the ratio is agent / baseline.
 """
@@ -58,9 +58,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print("building the index in an empty cache ...", file=sys.stderr)
-        build_s = timed(lambda: KnowledgeBase.open(tmp / "cache"))
-        kb = KnowledgeBase.open(tmp / "cache")
+        print("building the starter knowledge base in an empty cache ...", file=sys.stderr)
+        build_s = timed(lambda: KnowledgeBase.open(tmp / "cache" / "kb"))
+        kb = KnowledgeBase.open(tmp / "cache" / "kb")
         settings = load_settings({"HOME": str(tmp)}, cache_dir=tmp / "cache", data_dir=tmp / "data")
         baseline, agent_s = [], []
         with Vesalius(settings) as agent:

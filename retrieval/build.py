@@ -5,6 +5,7 @@ Layout under the knowledge-base root (default: <cache_dir>/kb):
     builds/<version>/   manifest.json, concepts.sqlite, dense/ (FAISS), dense_rows.npy, lexical/ (BM25)
     CURRENT             the version in use, replaced atomically
     .work/<version>/    a build in progress
+    embeddings/         vectors already computed, per embedding model (a rebuild embeds only new texts)
 
 The version is a digest of everything the result depends on (sources and their versions or file stamps, options,
 embedding model), so rerunning an interrupted build finds its own work directory and resumes: each stage writes
@@ -32,6 +33,7 @@ from tqdm import tqdm
 from retrieval import vectors
 from retrieval.concepts import Concept, load_knowledge
 from retrieval.embedder import Embedder
+from retrieval.embedding_cache import EmbeddingCache
 from retrieval.errors import KnowledgeError
 from retrieval.lexical import LexicalIndex, concept_document
 from retrieval.merge import mapping_records, merge
@@ -39,7 +41,7 @@ from retrieval.records import Problems, SourceConcept
 from retrieval.store import ConceptStore, write_store
 from retrieval.terms import normalize
 
-FORMAT = 1
+FORMAT = 2  # bump when what a build writes changes: the version (a digest that includes it) changes too
 MAX_DENSE_TERMS = 16  # names and synonyms embedded per concept; all of them stay in the exact-match table
 
 
@@ -211,8 +213,22 @@ def _stage_concepts(work: Path, opts: BuildOptions, progress: bool) -> None:
     _atomic_write(work / "sources.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
 
 
-def _stage_embeddings(work: Path, store: ConceptStore, embedder: Embedder, opts: BuildOptions, progress: bool):
-    """Embeds chunk by chunk; a chunk already on disk (from an interrupted run) is kept."""
+def _embed(texts: list[str], embedder: Embedder, cache: EmbeddingCache) -> np.ndarray:
+    vectors = cache.get(texts)
+    missing = [i for i, v in enumerate(vectors) if v is None]
+    if missing:
+        fresh = embedder.encode([texts[i] for i in missing])
+        cache.put([texts[i] for i in missing], fresh)
+        for i, v in zip(missing, fresh):
+            vectors[i] = v
+    return np.stack(vectors)
+
+
+def _stage_embeddings(
+    work: Path, store: ConceptStore, embedder: Embedder, cache: EmbeddingCache, opts: BuildOptions, progress: bool
+):
+    """Embeds chunk by chunk; a chunk already on disk (from an interrupted run) is kept, and so is every vector the
+    cache already holds."""
     texts, owners = [], []
     for start in range(0, len(store), 2000):
         for pos, c in sorted(store.many(range(start, min(start + 2000, len(store)))).items()):
@@ -230,8 +246,8 @@ def _stage_embeddings(work: Path, store: ConceptStore, embedder: Embedder, opts:
         if path.exists():
             continue
         part = texts[i * opts.chunk_rows : (i + 1) * opts.chunk_rows]
-        vecs = embedder.encode(part)
-        _atomic_write(path, lambda tmp, v=vecs: _save_array(tmp, v))
+        vectors = _embed(part, embedder, cache)
+        _atomic_write(path, lambda tmp, v=vectors: _save_array(tmp, v))
         bar.update(len(part))
     bar.close()
     np.save(work / "dense_rows.npy", np.asarray(owners, dtype=np.int64))
@@ -253,8 +269,9 @@ def _chunks(work: Path, n_chunks: int) -> Iterator[np.ndarray]:
         yield np.load(work / "vectors" / f"{i:06d}.npy")
 
 
-def _training_sample(work: Path, n_chunks: int, rows: int, limit: int = 200_000) -> np.ndarray:
-    step = max(1, rows // limit)
+def _training_sample(work: Path, n_chunks: int, rows: int, size: int) -> np.ndarray:
+    """An even sample across the chunks (not the first rows, which all come from the first sources)."""
+    step = max(1, rows // size)
     return np.concatenate([chunk[::step] for chunk in _chunks(work, n_chunks)])
 
 
@@ -276,10 +293,18 @@ def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = 
     if (work / "concepts.sqlite").exists():
         resumed.append("concepts")
     else:
-        _stage_concepts(work, opts, progress)
+        try:
+            _stage_concepts(work, opts, progress)
+        except KnowledgeError:
+            shutil.rmtree(work, ignore_errors=True)  # bad input: nothing of this run is worth resuming
+            raise
     store = ConceptStore(work / "concepts.sqlite")
     try:
-        n_chunks, chunks_done = _stage_embeddings(work, store, embedder, opts, progress)
+        cache = EmbeddingCache(root / "embeddings", embedder.model_id)
+        try:
+            n_chunks, chunks_done = _stage_embeddings(work, store, embedder, cache, opts, progress)
+        finally:
+            cache.close()
         if chunks_done:
             resumed.append(f"embeddings ({chunks_done}/{n_chunks} chunks)")
         rows = len(np.load(work / "dense_rows.npy", mmap_mode="r"))
@@ -290,9 +315,9 @@ def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = 
             plan = vectors.plan_index(rows, dim, opts.index_kind)
             if progress:
                 print(f"vesalius: dense index: {plan.describe()} over {rows} vectors", file=sys.stderr)
-            needs_training = plan.kind != "flat"
-            train = _training_sample(work, n_chunks, rows) if needs_training else None
-            index = vectors.build_index(plan, _chunks(work, n_chunks), train=train, progress=progress)
+            size = plan.training_size()
+            train = _training_sample(work, n_chunks, rows, size) if size else None
+            index = vectors.build_index(plan, _chunks(work, n_chunks), train=train, progress=progress, total=rows)
             _atomic_write(work / "dense", lambda tmp: _save_dir(tmp, lambda d: vectors.save(index, plan, d)))
         if (work / "lexical").exists():
             resumed.append("lexical index")

@@ -11,6 +11,7 @@ import Stemmer
 
 from retrieval.concepts import Concept
 from retrieval.errors import KnowledgeError
+from retrieval.spelling import Speller
 
 MAX_SYNONYMS = 30  # UMLS concepts can carry hundreds of strings; the first ones are the useful ones
 
@@ -22,8 +23,11 @@ def concept_document(c: Concept) -> str:
 
 
 class LexicalIndex:
-    def __init__(self, retriever: bm25s.BM25):
+    """BM25 and the speller over the same words: a misspelt query word is corrected to a word the index holds."""
+
+    def __init__(self, retriever: bm25s.BM25, speller: Speller):
         self.retriever = retriever
+        self.speller = speller
         self.stemmer = Stemmer.Stemmer("english")
 
     @classmethod
@@ -32,16 +36,18 @@ class LexicalIndex:
         tokens = bm25s.tokenize(documents, stopwords="en", stemmer=stemmer, show_progress=progress)
         retriever = bm25s.BM25()
         retriever.index(tokens, show_progress=progress)
-        return cls(retriever)
+        return cls(retriever, Speller.from_texts(documents))
 
     def save(self, directory: Path) -> None:
         self.retriever.save(str(directory), show_progress=False)
+        self.speller.save(directory / "words.json")
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
         logging.getLogger("bm25s").setLevel(logging.ERROR)
         try:
-            return cls(bm25s.BM25.load(str(directory), mmap=True, show_progress=False))
+            retriever = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
+            return cls(retriever, Speller.load(directory / "words.json"))
         except (OSError, ValueError, KeyError) as exc:
             raise KnowledgeError(
                 f"the lexical index in {directory} is missing or damaged ({exc})",

@@ -40,7 +40,14 @@ def mapping_records(mappings: Iterable[Mapping]) -> Iterator[SourceConcept]:
     for m in mappings:
         rec = by_subject.get(m.subject_id)
         if rec is None:
-            rec = by_subject[m.subject_id] = SourceConcept(source=m.source, id=m.subject_id, name=m.subject_label or "")
+            prefix, _, local = m.subject_id.partition(":")
+            rec = by_subject[m.subject_id] = SourceConcept(
+                source=m.source,
+                id=m.subject_id,
+                name=m.subject_label or "",
+                license=m.license,
+                link=f"http://purl.obolibrary.org/obo/{prefix}_{local}",  # subjects are OBO ontology terms
+            )
         exact = m.predicate_id.lower() == "skos:exactmatch"
         prefix, _, local = m.object_id.partition(":")
         prefix = prefix.upper()
@@ -96,13 +103,25 @@ def merge(records: Iterable[SourceConcept], staging: Path) -> Iterator[Concept]:
     db = sqlite3.connect(staging)
     db.execute("CREATE TABLE records (rid INTEGER PRIMARY KEY, data TEXT)")
     uf = _UnionFind()
+    claims: dict[str, list[str]] = defaultdict(list)  # ICD-10-CM code -> the records that give it as theirs
     rid = 0
     for rid, rec in enumerate(records, start=1):
         db.execute("INSERT INTO records VALUES (?, ?)", (rid, json.dumps(dataclasses.asdict(rec))))
         node = f"#{rid:012d}"
         for key in _keys(rec):
             uf.union(node, key)
+        if not rec.id.upper().startswith("ICD10CM:"):
+            for code in rec.icd10cm:
+                claims[f"ICD10CM:{code.upper()}"].append(node)
     db.commit()
+    # An ICD-10-CM code's own record joins the concept that codes with it, when exactly one concept does (as UMLS
+    # puts "Pneumonia, unspecified organism" among the atoms of C0032285); a code that several concepts claim
+    # ("C71.9" for glioma and glioblastoma) stays a concept of its own.
+    for code, nodes in claims.items():
+        owners = {uf.find(node) for node in nodes}
+        if len(owners) == 1 and code in uf.parent:
+            uf.union(owners.pop(), code)
+    del claims
     groups: dict[str, list[int]] = defaultdict(list)
     for r in range(1, rid + 1):
         groups[uf.find(f"#{r:012d}")].append(r)

@@ -6,7 +6,6 @@ gives one) and never needs to know a source's file format.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -66,6 +65,7 @@ class Mapping:
     object_label: str | None = None
     justification: str | None = None
     source: str = ""  # the mapping set and its version
+    license: str = ""  # the mapping set's licence, as its metadata states it
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,3 @@ class Problems:
             return "no malformed lines"
         files = ", ".join(f"{Path(p).name}: {n}" for p, n in sorted(self.by_file.items()))
         return f"skipped {self.count} malformed line(s) ({files}); first: {self.examples[0]}"
-
-
-ConceptStream = Iterator[SourceConcept]

@@ -1,8 +1,10 @@
 """Search a built knowledge base: concept linking, dense (FAISS) and lexical (BM25) retrieval, and their fusion.
 
 Ranking in the default mode ("linked"): concepts whose name, synonym or abbreviation is written out in the text come
-first; the rest follow by reciprocal-rank fusion of the dense and the lexical ranking (each list contributes
-1 / (RRF_K + rank)). Scores are in the output so that a caller can set its own bar.
+first (then those written out once misspelt words are corrected); the rest follow by reciprocal-rank fusion of the
+dense and the lexical ranking (each list contributes 1 / (RRF_K + rank)). Lexical, hybrid and linked search use the
+spelling-corrected query; dense mode alone embeds the text as typed. Scores are in the output so that a caller can
+set its own bar.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from retrieval.embedder import Embedder
 from retrieval.errors import KnowledgeError
 from retrieval.lexical import LexicalIndex
 from retrieval.store import ConceptStore
-from retrieval.terms import needs_capitals, spans
+from retrieval.terms import STOPWORDS, needs_capitals, spans, word_spans
 
 Mode = Literal["linked", "hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("linked", "hybrid", "dense", "lexical")
 RRF_K = 60  # the usual constant: damps the difference between rank 1 and rank 2 of a single list
+WEIGHTS = {"dense": 1.0, "lexical": 0.25}  # lexical ranks weigh less: BM25 alone is weak on lay words (dev queries)
+CORRECTED = 0.9  # a term found after spelling correction counts a little less than one written out
+CUI_PREFERENCE = 0.05  # breaks ties between concepts named by the same term, never outweighs a rank
 _KIND_ORDER = {"name": 0, "synonym": 1, "abbreviation": 2}
 
 
@@ -40,8 +45,8 @@ class Link:
     end: int
     text: str  # as written in the text
     term: str  # the knowledge base's term it matched (for a dense link: the closest term)
-    method: Literal["exact", "synonym", "abbreviation", "dense"]
-    score: float  # 1.0 for a term written out; the cosine similarity for a dense link
+    method: Literal["exact", "synonym", "abbreviation", "spelling", "dense"]
+    score: float  # 1.0 for a term written out, 0.5 for one found after spelling correction, a cosine for dense
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,21 @@ class Hit:
     dense_rank: int | None
     lexical_rank: int | None
     matched_term: str | None  # the term written out in the text, if any
+    corrected: str | None = None  # the query after spelling correction, when it was corrected
+
+
+def is_cui(concept_id: str) -> bool:
+    return len(concept_id) == 8 and concept_id[0] == "C" and concept_id[1:].isdigit()
+
+
+def coverage(text: str, start: int, end: int) -> float:
+    """The share of the text's content words (not "is", "the", "there") that lie in [start, end).
+
+    Squared where it is used: "hernia" alone in "belly button hernia" (1/3) must not outrank what the whole phrase
+    means, while "pleural effusion" in "Is there a pleural effusion on this CT?" (2/3) still leads."""
+    words = [(s, e) for s, e in word_spans(text) if text[s:e].lower() not in STOPWORDS]
+    inside = sum(start <= s and e <= end for s, e in words)
+    return inside / len(words) if words else 1.0
 
 
 class KnowledgeBase:
@@ -183,12 +203,24 @@ class KnowledgeBase:
         if not text.strip():
             return []
         pool = 500 if semantic_types or sources else max(50, 5 * k)
-        dense = self.dense(text, pool) if mode != "lexical" else []
-        lexical = self.lexical(text, pool) if mode != "dense" else []
-        exact = {}
+        corrected = self._lexical.speller.correct(text) if mode != "dense" else None
+        query = corrected or text
+        dense = self.dense(query, pool) if mode != "lexical" else []
+        lexical = self.lexical(query, pool) if mode != "dense" else []
+        exact: dict[int, str] = {}
+        bonus: dict[int, float] = {}
         if mode == "linked":
-            for pos, _, _, term, _ in self.exact(text):
+            # A term written out counts by the share of the query's words it accounts for.
+            for pos, start, end, term, _ in self.exact(text):
                 exact.setdefault(pos, term)
+                bonus[pos] = max(bonus.get(pos, 0.0), coverage(text, start, end) ** 2)
+            for pos, start, end, _, _ in self.exact(corrected) if corrected else []:
+                bonus.setdefault(pos, CORRECTED * coverage(corrected, start, end) ** 2)
+            # When one term names several concepts, the one with a UMLS CUI first: it is the one other systems
+            # code with, and it gathers every source's definitions.
+            for pos, concept_id in self.store.ids(list(bonus)).items():
+                if is_cui(concept_id):
+                    bonus[pos] += CUI_PREFERENCE
         d_rank = {pos: r for r, (pos, _) in enumerate(dense, start=1)}
         l_rank = {pos: r for r, (pos, _) in enumerate(lexical, start=1)}
         d_score, l_score = dict(dense), dict(lexical)
@@ -198,10 +230,12 @@ class KnowledgeBase:
                 return d_score[pos]
             if mode == "lexical":
                 return l_score[pos]
-            rrf = sum(1 / (RRF_K + r[pos]) for r in (d_rank, l_rank) if pos in r)
-            return rrf * (RRF_K + 1) / 2 + (1.0 if pos in exact else 0.0)
+            rrf = sum(
+                WEIGHTS[name] / (RRF_K + r[pos]) for name, r in (("dense", d_rank), ("lexical", l_rank)) if pos in r
+            )
+            return rrf * (RRF_K + 1) / sum(WEIGHTS.values()) + bonus.get(pos, 0.0)
 
-        candidates = sorted(set(d_rank) | set(l_rank) | set(exact), key=lambda p: (-fused(p), p))
+        candidates = sorted(set(d_rank) | set(l_rank) | set(bonus), key=lambda p: (-fused(p), p))
         candidates = self._filtered(candidates, semantic_types, sources)[:k]
         concepts = self.store.many(candidates)
         return [
@@ -213,6 +247,7 @@ class KnowledgeBase:
                 dense_rank=d_rank.get(p),
                 lexical_rank=l_rank.get(p),
                 matched_term=exact.get(p),
+                corrected=corrected,
             )
             for p in candidates
         ]
@@ -244,7 +279,21 @@ class KnowledgeBase:
             seen_spans.add((start, end))
             method = "exact" if kind == "name" else kind
             links.append(Link(concepts[pos], start, end, text[start:end], term, method, 1.0))
-        if links or not dense_fallback or not text.strip():
+        if links or not text.strip():
+            return sorted(links, key=lambda link: link.start)
+        corrected = self._lexical.speller.correct(text)
+        if corrected:
+            # Correction changes words one for one, so the n-th word of the corrected text is the n-th word typed.
+            typed, fixed = word_spans(text), word_spans(corrected)
+            word_at = {start: i for i, (start, _) in enumerate(fixed)} | {end: i for i, (_, end) in enumerate(fixed)}
+            found = self.exact(corrected)
+            concepts = self.store.many(p for p, *_ in found)
+            for pos, start, end, term, _ in found:
+                first, last = typed[word_at[start]][0], typed[word_at[end]][1]
+                if (first, last) not in seen_spans:
+                    seen_spans.add((first, last))
+                    links.append(Link(concepts[pos], first, last, text[first:last], term, "spelling", 0.5))
+        if links or not dense_fallback:
             return sorted(links, key=lambda link: link.start)
         best = self.dense(text, 1)
         if best and best[0][1] >= min_dense:

@@ -88,6 +88,14 @@ class ConceptStore:
             found.update((pos, Concept.model_validate_json(data)) for pos, data in rows)
         return found
 
+    def ids(self, positions: list[int]) -> dict[int, str]:
+        out = {}
+        for start in range(0, len(positions), 500):
+            chunk = positions[start : start + 500]
+            rows = self._db.execute(f"SELECT pos, id FROM concepts WHERE pos IN ({','.join('?' * len(chunk))})", chunk)
+            out.update(rows.fetchall())
+        return out
+
     def facets(self, positions: list[int]) -> dict[int, tuple[set[str], set[str]]]:
         """Semantic types and source names of each position, for filtering without parsing concepts."""
         out = {}

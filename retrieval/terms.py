@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?")  # what counts as a word everywhere: spans, spelling, links
 _APOSTROPHES = re.compile(r"['\u2019`]")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+STOPWORDS = frozenset(STOPWORDS_EN_PLUS)  # the words BM25 ignores ("is", "there", "a")
 MAX_TERM_WORDS = 10  # longer names are never typed out verbatim in a question
 
 
@@ -35,9 +39,13 @@ def linkable(term: str) -> bool:
     return bool(norm) and (len(norm) >= 3 or is_abbreviation(term)) and len(norm.split()) <= MAX_TERM_WORDS
 
 
+def word_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in WORD.finditer(text)]
+
+
 def spans(text: str, max_words: int = MAX_TERM_WORDS) -> list[tuple[int, int, str]]:
     """Every run of up to `max_words` words, as (start, end) character offsets and its normal form."""
-    words = [(m.start(), m.end()) for m in re.finditer(r"[^\W_]+(?:['\u2019][^\W_]+)?", text)]
+    words = word_spans(text)
     out = []
     for i in range(len(words)):
         for j in range(i, min(len(words), i + max_words)):

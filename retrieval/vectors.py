@@ -1,11 +1,20 @@
 """FAISS indexes over L2-normalised embeddings (similarity = inner product), the structure chosen by collection size.
 
-- Up to FLAT_MAX vectors: exact search (IndexFlatIP). At 200k x 384 a query scans 77M multiply-adds, a few ms,
-  and there is nothing to tune or train.
-- Above it: PLACEHOLDER
+- Small (n * dim <= FLAT_MAX_FLOATS, 31k 384-d vectors): exact search, IndexFlatIP. A query reads every vector (1.5 KB
+  each at 384-d): ~0.14 ms per 1,000 vectors on one core here (4 ms at 31k, 29 ms at 200k).
+- Larger: "ivf_pq_refine". An inverted file of nlist ~ 4 sqrt(n) lists (8192 at 3M); a query scans nprobe of them
+  (128 at 3M) with 4-bit fast-scan PQ codes of the residuals (dim / 4 sub-quantisers: 48 bytes a vector) to propose
+  k * k_factor candidates (640 for k=10), which are re-scored on 8-bit scalar-quantised copies (384 bytes a vector).
+  About 450 bytes a vector in all, against 1536 for float32.
+  Measured at 3M x 384 on 2 shared cores (bench/VECTORS.md): recall@10 0.977 against exact float32 search (the 8-bit
+  re-scoring caps it at ~0.98), p50/p99 1.4/1.6 ms for one query per call, 1.37 GB resident, 7 min to build.
+  Rejected: HNSW over 8-bit codes ("hnsw_sq8", kept for comparison) builds several times slower, needs ~40% more
+  memory for its graph, and reached lower recall at efSearch values that keep it under a millisecond.
 
-All search-time settings travel with each call (SearchParameters), never set on the shared index, so one loaded
-index can serve concurrent searches.
+Search-time settings travel with each call (SearchParameters), never set on the shared index, so one loaded index
+can serve concurrent searches. One query per call gains nothing from a second OpenMP thread, and on a busy machine
+the idle thread's wake-ups cost 10+ ms at the tail: processes that search one query at a time should run with
+OMP_NUM_THREADS=1 (or faiss.omp_set_num_threads(1)); building wants all cores.
 """
 
 from __future__ import annotations
@@ -25,14 +34,14 @@ from tqdm import tqdm
 
 from retrieval.errors import KnowledgeError
 
-# faiss only hands a batch of queries to BLAS from 128000 queries up in this build, so batched exact search (as the
-# ground truth in bench/vector_scale.py, or k-means assignment while training) crawls; 20 is where BLAS pays off.
+# faiss hands a batch of queries to BLAS only from 128000 queries up in this build, so batched flat searches (a batch
+# of vectors being assigned to their IVF lists while adding, batched exact search) crawl; 20 is where BLAS pays off.
 # It is a process-wide faiss setting with no per-call equivalent, and it changes speed only, never results.
 faiss.cvar.distance_compute_blas_threshold = 20
 
 Kind = Literal["flat", "hnsw_sq8", "ivf_pq_refine"]
 KINDS: tuple[Kind, ...] = ("flat", "hnsw_sq8", "ivf_pq_refine")
-FLAT_MAX = 200_000
+FLAT_MAX_FLOATS = 12_000_000  # n * dim up to which exact search stays under ~5 ms at p99 (31k vectors of 384-d)
 LARGE_KIND: Kind = "ivf_pq_refine"
 PLAN_FORMAT = 1
 
@@ -77,7 +86,7 @@ def plan_index(n: int, dim: int, kind: str | None = None) -> IndexPlan:
     if n < 0 or dim <= 0:
         raise ValueError(f"need n >= 0 and dim > 0, got n={n}, dim={dim}")
     if kind is None:
-        kind = "flat" if n <= FLAT_MAX else LARGE_KIND
+        kind = "flat" if n * dim <= FLAT_MAX_FLOATS else LARGE_KIND
     if kind == "flat":
         return IndexPlan("flat", dim, {})
     if kind == "hnsw_sq8":
@@ -95,9 +104,12 @@ def _ivf_params(n: int, dim: int) -> dict[str, int]:
     # 4-bit PQ (fast-scan SIMD tables) with one sub-quantiser per 4 dimensions: 96 for 384-d, 48 bytes a vector.
     # PQ only proposes candidates; the 8-bit refine stage decides the order.
     m = max(d for d in range(1, max(dim // 4, 1) + 1) if dim % d == 0)
-    # A query's neighbours spread over more lists as lists get finer than the data's own clusters. Probing 1/64 of
-    # them (at least 64) costs ~1 ms and leaves recall limited by the 8-bit re-ranking, not by the lists missed.
-    return {"nlist": nlist, "m": m, "nprobe": min(max(64, nlist // 64), nlist), "k_factor": 64}
+    # A query's neighbours spread over more lists as lists get finer than the data's own clusters. 128 lists (1/64
+    # beyond 8192) leaves recall limited by the 8-bit re-scoring, not by lists missed: on the bench data 32 were enough
+    # at 3M but 64 were needed at 300k; the margin costs ~0.3 ms. Small indexes probe at most a quarter of their lists.
+    nprobe = min(max(128, nlist // 64), max(nlist // 4, 1))
+    # 640 candidates for k=10: 32x loses 0.01 of recall, 128x gains 0.002 for 0.2 ms more.
+    return {"nlist": nlist, "m": m, "nprobe": nprobe, "k_factor": 64}
 
 
 def _new_index(plan: IndexPlan) -> faiss.Index:

@@ -60,6 +60,7 @@ def test_malformed_lines_stop_the_build_or_are_skipped_and_counted(cli_env, tmp_
     p = run(env, "kb", "build", "--no-hpo", "--no-icd10cm", "--imaging", str(imaging), "--obo", str(bad), "--quiet")
     assert p.returncode == 2 and f"{bad}:{line}" in p.stderr and "--on-error skip" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr and current_build(tmp_path / "kb") == in_use  # nothing replaced
+    assert list((tmp_path / "kb" / ".work").iterdir()) == []
 
     p = run(env, "kb", "build", "--no-hpo", "--no-icd10cm", "--imaging", str(imaging), "--obo", str(bad), "--quiet",
             "--on-error", "skip")  # fmt: skip

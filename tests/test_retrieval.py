@@ -9,6 +9,7 @@ import simple_icd_10_cm as cm
 
 from retrieval import BuildOptions, KnowledgeBase, KnowledgeError, build, load_knowledge
 from retrieval.build import current_build
+from retrieval.spelling import Speller
 
 PNEUMOTHORAX, PLEURAL_EFFUSION, PNEUMONIA = "C0032326", "C0032227", "C0032285"
 
@@ -71,12 +72,32 @@ def test_abbreviations_match_only_in_capitals(kb):
 
 
 def test_modes_rank_differently_and_say_why(kb):
-    lexical = kb.search("pnuemothorax", k=5, mode="lexical")
-    dense = kb.search("pnuemothorax", k=5, mode="dense")
-    assert lexical == []  # a misspelt word is not in the vocabulary: only the dense side can find it
-    assert PNEUMOTHORAX in [h.concept.id for h in dense] and all(h.lexical is None for h in dense)
+    lexical = kb.search("pnuemothorax", k=5, mode="lexical")  # corrected to a word of the base, then BM25
+    assert lexical[0].concept.id == PNEUMOTHORAX and lexical[0].corrected == "pneumothorax"
+    assert all(h.dense is None for h in lexical)
+    dense = kb.search("pnuemothorax", k=5, mode="dense")  # the encoder sees the text as typed
+    assert all(h.lexical is None and h.corrected is None for h in dense)
+    assert kb.search("zzqxv", k=5, mode="lexical") == []
     hybrid = kb.search("air trapped around the lung", k=5, mode="hybrid")
     assert all(0 < h.score <= 1 for h in hybrid) and any(h.dense and h.lexical for h in hybrid)
+
+
+def test_misspelt_terms_are_linked_after_correction(kb):
+    hits = kb.search("is there a pnuemothorax?", k=3)
+    assert hits[0].concept.id == PNEUMOTHORAX and hits[0].matched_term is None and hits[0].score > 1
+    assert hits[0].corrected == "is there a pneumothorax?"
+    links = kb.link("whats that pleural efusion, or a pnuemothorax?")
+    assert [(link.text, link.concept.id, link.method) for link in links] == [
+        ("pleural efusion", PLEURAL_EFFUSION, "spelling"),
+        ("pnuemothorax", PNEUMOTHORAX, "spelling"),
+    ]
+
+
+def test_the_speller_changes_only_unknown_words():
+    speller = Speller.from_texts(["pneumothorax pleural effusion meningioma scan"])
+    assert speller.correct("whats the pleural effusion on the scan") is None  # words of the base or of English
+    assert speller.correct("Pleural effusoin, menignioma") == "Pleural effusion, meningioma"
+    assert speller.suggest("pnuemothorax") == "pneumothorax" and speller.suggest("hydronefrosis") is None
 
 
 def test_filters_by_semantic_type_and_source(kb):

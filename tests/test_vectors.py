@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from retrieval.errors import KnowledgeError
-from retrieval.vectors import FLAT_MAX, KINDS, LARGE_KIND, build_index, load, plan_index, save, search
+from retrieval.vectors import FLAT_MAX_FLOATS, KINDS, LARGE_KIND, build_index, load, plan_index, save, search
 
 DIM = 64
 N = 6000
@@ -63,9 +63,14 @@ def built(data) -> dict:
 
 def test_small_collections_get_exact_search_and_large_ones_the_approximate_kind():
     assert plan_index(10_000, 384).kind == "flat"
-    assert plan_index(FLAT_MAX, 384).kind == "flat"
+    assert plan_index(FLAT_MAX_FLOATS // 384, 384).kind == "flat"
+    assert plan_index(FLAT_MAX_FLOATS // 384 + 1, 384).kind == LARGE_KIND
+    assert plan_index(FLAT_MAX_FLOATS // 64, 64).kind == "flat", "the threshold is bytes scanned, not a count"
     large = plan_index(3_000_000, 384)
     assert large.kind == LARGE_KIND != "flat"
+    assert large.params == {"nlist": 8192, "m": 96, "nprobe": 128, "k_factor": 64}, (
+        "the parameters bench/VECTORS.md measured"
+    )
     assert large.dim == 384
     assert large.training_size() > 0
     for name in ("nlist", "nprobe", "k_factor", "m"):

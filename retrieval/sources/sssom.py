@@ -53,11 +53,10 @@ def load_sssom(path: Path, problems: Problems) -> Iterator[Mapping]:
     in the file could be read); rows with the wrong number of fields or an identifier that is not a CURIE go to
     `problems`. Identifier prefixes are normalised ("mesh:D004194" -> "MESH:D004194").
     """
-    source = mapping_set_info(path).source
-    return _rows(path, read_lines(path, problems), problems, source)
+    return _rows(path, read_lines(path, problems), problems, mapping_set_info(path))
 
 
-def _rows(path: Path, lines: Iterable[tuple[int, str]], problems: Problems, source: str) -> Iterator[Mapping]:
+def _rows(path: Path, lines: Iterable[tuple[int, str]], problems: Problems, info: MappingSet) -> Iterator[Mapping]:
     columns: dict[str, int] | None = None
     for line_no, line in lines:
         if line.startswith("#") or not line.strip():
@@ -81,7 +80,8 @@ def _rows(path: Path, lines: Iterable[tuple[int, str]], problems: Problems, sour
             subject_label=_optional(fields, columns, "subject_label"),
             object_label=_optional(fields, columns, "object_label"),
             justification=_optional(fields, columns, "mapping_justification"),
-            source=source,
+            source=info.source,
+            license=info.license,
         )
     if columns is None:
         raise KnowledgeError(
