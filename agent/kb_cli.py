@@ -10,6 +10,7 @@ import click
 
 from agent.config import load_settings
 from retrieval import MODES, BuildOptions, Concept, Hit, KnowledgeBase, KnowledgeError, build
+from retrieval.vectors import KINDS
 
 _kb_dir = click.option(
     "--kb-dir",
@@ -54,7 +55,7 @@ def kb() -> None:
     show_default=True,
     help="at a malformed input line: stop, or skip it and count it",
 )
-@click.option("--index-kind", help="force the dense index type (default: chosen by size)")
+@click.option("--index-kind", type=click.Choice(KINDS), help="force the dense index type (default: chosen by size)")
 @click.option("--force", is_flag=True, help="rebuild even if this version is already built")
 @click.option("--chunk-rows", default=4096, show_default=True, hidden=True)
 @click.option("--quiet", is_flag=True, help="no progress bars")

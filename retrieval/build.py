@@ -300,6 +300,9 @@ def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = 
             raise
     store = ConceptStore(work / "concepts.sqlite")
     try:
+        if not len(store):
+            shutil.rmtree(work, ignore_errors=True)
+            raise KnowledgeError("the sources gave no concepts", "Include at least one source that has some")
         cache = EmbeddingCache(root / "embeddings", embedder.model_id)
         try:
             n_chunks, chunks_done = _stage_embeddings(work, store, embedder, cache, opts, progress)
@@ -311,14 +314,7 @@ def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = 
         if (work / "dense").exists():
             resumed.append("dense index")
         else:
-            dim = np.load(work / "vectors" / "000000.npy", mmap_mode="r").shape[1]
-            plan = vectors.plan_index(rows, dim, opts.index_kind)
-            if progress:
-                print(f"vesalius: dense index: {plan.describe()} over {rows} vectors", file=sys.stderr)
-            size = plan.training_size()
-            train = _training_sample(work, n_chunks, rows, size) if size else None
-            index = vectors.build_index(plan, _chunks(work, n_chunks), train=train, progress=progress, total=rows)
-            _atomic_write(work / "dense", lambda tmp: _save_dir(tmp, lambda d: vectors.save(index, plan, d)))
+            _stage_dense(work, n_chunks, rows, opts, progress)
         if (work / "lexical").exists():
             resumed.append("lexical index")
         else:
@@ -338,25 +334,45 @@ def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = 
         "dense_rows": rows,
         "sources": summary["sources"],
         "problems": summary["problems"],
-        "embedding_model": {"id": embedder.model_id, "path": str(embedder.model_path)},
+        # The path only when the user chose the model: the default one moves with the installation.
+        "embedding_model": {
+            "id": embedder.model_id,
+            "path": str(opts.embedding_model) if opts.embedding_model else None,
+        },
         "dense_index": plan.describe(),
         "inputs": inputs,
     }
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     shutil.rmtree(work / "vectors", ignore_errors=True)  # the index holds them now
+    _publish(work, final)
+    set_current(root, version)
+    return BuildReport(
+        version, final, n_concepts, rows, resumed, problems=summary["problems"], seconds=time.perf_counter() - started
+    )
+
+
+def _stage_dense(work: Path, n_chunks: int, rows: int, opts: BuildOptions, progress: bool) -> None:
+    dim = np.load(work / "vectors" / "000000.npy", mmap_mode="r").shape[1]
+    plan = vectors.plan_index(rows, dim, opts.index_kind)
+    if progress:
+        print(f"vesalius: dense index: {plan.describe()} over {rows} vectors", file=sys.stderr)
+    size = plan.training_size()
+    train = _training_sample(work, n_chunks, rows, size) if size else None
+    index = vectors.build_index(plan, _chunks(work, n_chunks), train=train, progress=progress, total=rows)
+    _atomic_write(work / "dense", lambda tmp: _save_dir(tmp, lambda d: vectors.save(index, plan, d)))
+
+
+def _publish(work: Path, final: Path) -> None:
+    """One rename makes the build visible; over an existing one (--force) the old is swapped out, not removed first."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():  # --force over an existing build: swap, never leaving the version missing for long
-        trash = final.with_name(f".{version}.old")
+    if final.exists():
+        trash = final.with_name(f".{final.name}.old")
         shutil.rmtree(trash, ignore_errors=True)
         os.replace(final, trash)
         os.replace(work, final)
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(work, final)
-    set_current(root, version)
-    return BuildReport(
-        version, final, n_concepts, rows, resumed, problems=summary["problems"], seconds=time.perf_counter() - started
-    )
 
 
 def set_current(root: Path, version: str) -> None:

@@ -86,7 +86,8 @@ class KnowledgeBase:
                 "Build one with `vesalius kb build`; a build still in progress is never opened",
             ) from exc
         self.store = ConceptStore(path / "concepts.sqlite")
-        self.embedder = embedder or Embedder(Path(self.manifest["embedding_model"]["path"]))
+        built_with = self.manifest["embedding_model"]["path"]
+        self.embedder = embedder or Embedder(Path(built_with) if built_with else None)
         if self.embedder.model_id != self.manifest["embedding_model"]["id"]:
             raise KnowledgeError(
                 f"the knowledge base {path.name} was built with the embedding model "
@@ -111,12 +112,14 @@ class KnowledgeBase:
             return cls(root, Embedder(embedding_model) if embedding_model else None)
         path = None if imaging_path else current_build(root)
         if path is None:
-            print(
-                "vesalius: building the starter knowledge base (imaging knowledge only); "
-                "`vesalius kb build` adds HPO, ICD-10-CM and your ontologies",
-                file=sys.stderr,
-            )
-            path = build(root, BuildOptions.starter(imaging_path, embedding_model), progress=progress).path
+            report = build(root, BuildOptions.starter(imaging_path, embedding_model), progress=progress)
+            if not report.reused:
+                print(
+                    f"vesalius: built the starter knowledge base ({report.concepts} concepts of imaging knowledge) "
+                    f"in {report.seconds:.0f} s; `vesalius kb build` adds HPO, ICD-10-CM and your ontologies",
+                    file=sys.stderr,
+                )
+            path = report.path
         return cls(path, Embedder(embedding_model) if embedding_model else None)
 
     @property

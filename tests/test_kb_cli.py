@@ -115,5 +115,9 @@ def test_search_and_show_for_people_and_scripts(cli_env, tmp_path):
         assert run(env, "kb", "search", "pleural fluid", "--mode", mode).returncode == 0
     p = run(env, "kb", "show", "NOPE:1")
     assert p.returncode == 2 and p.stderr.startswith("error: no concept with the code 'NOPE:1'")
+    p = run(env, "kb", "build", "--no-imaging", "--no-hpo", "--no-icd10cm")
+    assert p.returncode == 2 and "the sources gave no concepts" in p.stderr
+    p = run(env, "kb", "build", "--index-kind", "annoy")
+    assert p.returncode == 2 and "Invalid value for '--index-kind'" in p.stderr
     p = run(env, "kb", "search", stdin="\n")
     assert p.returncode == 2 and "no queries" in p.stderr
