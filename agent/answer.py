@@ -27,7 +27,9 @@ class Citation(BaseModel):
     link: str | None = Field(None, description="a web page for the concept in one of its sources")
     code_sources: dict[str, str] = Field(description="where each code of the project's imaging knowledge was verified")
     passage: str = Field(description="the passage given as evidence")
-    score: float = Field(description="retrieval score: 1 + fused when a term is written out, else the fused rank score")
+    score: float = Field(
+        description="retrieval score: fused rank score in [0, 1], plus a bonus up to 1 when a term is written out"
+    )
     dense: float | None = Field(None, description="cosine similarity of the closest embedded term or definition")
     lexical: float | None = Field(None, description="BM25 score")
     matched_term: str | None = Field(None, description="the term found verbatim in the question, if any")

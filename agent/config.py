@@ -36,9 +36,7 @@ class Settings(BaseModel):
     require_model: bool = False  # fail instead of answering from the tools when the model server fails
     cache_dir: Path  # knowledge bases (unless kb_dir is set), heatmaps
     data_dir: Path  # conversation threads (threads.sqlite)
-    kb_dir: Path | None = (
-        None  # knowledge-base root (`vesalius kb build` writes there) or one build; default cache_dir/kb
-    )
+    kb_dir: Path | None = None  # knowledge-base root (`vesalius kb build`) or one build; default cache_dir/kb
     knowledge_path: Path | None = None  # an imaging knowledge JSON file replacing the bundled one
     embedding_model: Path | None = None  # a local sentence-transformers directory; default all-MiniLM-L6-v2
     top_k: int = 5

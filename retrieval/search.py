@@ -52,7 +52,7 @@ class Link:
 @dataclass(frozen=True)
 class Hit:
     concept: Concept
-    score: float  # linked: 1 + fused score when a term is written out; fused: RRF of both ranks scaled to [0, 1]
+    score: float  # hybrid: weighted RRF scaled to [0, 1]; linked: plus up to 1.05 for a term written out; else raw
     dense: float | None  # cosine similarity of the closest embedded term or definition
     lexical: float | None  # BM25 score
     dense_rank: int | None
