@@ -84,6 +84,8 @@ class Deps:
     def close(self) -> None:
         if self.vlm:
             self.vlm.close()
+        if self._knowledge is not None:
+            self._knowledge.close()
 
 
 def _deid_key(path: Path) -> bytes:
