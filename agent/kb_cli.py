@@ -20,10 +20,6 @@ _kb_dir = click.option(
 _json = click.option("--json", "as_json", is_flag=True, help="JSON for scripts")
 
 
-def _root(kb_dir: Path | None) -> Path:
-    return kb_dir or load_settings().knowledge_root
-
-
 def _open(kb_dir: Path | None) -> KnowledgeBase:
     s = load_settings()
     return KnowledgeBase.open(kb_dir or s.knowledge_root, s.knowledge_path, s.embedding_model)
@@ -84,7 +80,7 @@ def build_cmd(kb_dir, umls, umls_languages, umls_sources, umls_include_suppresse
         chunk_rows=chunk_rows,
     )
     try:
-        report = build(_root(kb_dir), opts, progress=not quiet, force=force)
+        report = build(kb_dir or s.knowledge_root, opts, progress=not quiet, force=force)
     except KeyboardInterrupt:
         click.echo("interrupted: run the same command again to resume where it stopped", err=True)
         sys.exit(130)

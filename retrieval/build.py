@@ -230,11 +230,10 @@ def _stage_embeddings(
     """Embeds chunk by chunk; a chunk already on disk (from an interrupted run) is kept, and so is every vector the
     cache already holds."""
     texts, owners = [], []
-    for start in range(0, len(store), 2000):
-        for pos, c in sorted(store.many(range(start, min(start + 2000, len(store)))).items()):
-            for text in dense_texts(c):
-                texts.append(text)
-                owners.append(pos)
+    for pos, c in store.all():
+        for text in dense_texts(c):
+            texts.append(text)
+            owners.append(pos)
     chunks = work / "vectors"
     chunks.mkdir(exist_ok=True)
     n_chunks = (len(texts) + opts.chunk_rows - 1) // opts.chunk_rows
@@ -318,7 +317,7 @@ def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = 
         if (work / "lexical").exists():
             resumed.append("lexical index")
         else:
-            docs = [concept_document(store.get(i)) for i in range(len(store))]
+            docs = [concept_document(c) for _, c in store.all()]
             lexical = LexicalIndex.build(docs, progress=progress)
             _atomic_write(work / "lexical", lambda tmp: _save_dir(tmp, lexical.save))
         n_concepts = len(store)

@@ -271,8 +271,9 @@ class KnowledgeBase:
             keep.append(p)
         return keep
 
-    def link(self, text: str, dense_fallback: bool = True, min_dense: float = 0.7) -> list[Link]:
-        """The concepts a text names: terms written out (exact, synonym, abbreviation); else its closest concept."""
+    def link(self, text: str, fallback: bool = True, min_dense: float = 0.7) -> list[Link]:
+        """The concepts a text names: terms written out (exact, synonym, abbreviation). With `fallback`, when none
+        is: the terms found once misspelt words are corrected, else the closest concept by meaning."""
         links, seen_spans = [], set()
         exact = self.exact(text)
         concepts = self.store.many(p for p, *_ in exact)
@@ -282,7 +283,7 @@ class KnowledgeBase:
             seen_spans.add((start, end))
             method = "exact" if kind == "name" else kind
             links.append(Link(concepts[pos], start, end, text[start:end], term, method, 1.0))
-        if links or not text.strip():
+        if links or not fallback or not text.strip():
             return sorted(links, key=lambda link: link.start)
         corrected = self._lexical.speller.correct(text)
         if corrected:
@@ -296,7 +297,7 @@ class KnowledgeBase:
                 if (first, last) not in seen_spans:
                     seen_spans.add((first, last))
                     links.append(Link(concepts[pos], first, last, text[first:last], term, "spelling", 0.5))
-        if links or not dense_fallback:
+        if links:
             return sorted(links, key=lambda link: link.start)
         best = self.dense(text, 1)
         if best and best[0][1] >= min_dense:

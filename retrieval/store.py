@@ -73,40 +73,33 @@ class ConceptStore:
     def __len__(self) -> int:
         return self.size
 
+    def _rows_in(self, sql: str, values: Iterable) -> Iterator[tuple]:
+        """Rows of `sql` (whose one "{}" is the IN list) for distinct values, 500 at a time (SQLite's limit)."""
+        values = list(dict.fromkeys(values))
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            yield from self._db.execute(sql.format(",".join("?" * len(chunk))), chunk)
+
     def get(self, pos: int) -> Concept:
         row = self._db.execute("SELECT data FROM concepts WHERE pos = ?", (pos,)).fetchone()
         return Concept.model_validate_json(row[0])
 
+    def all(self) -> Iterator[tuple[int, Concept]]:
+        """Every concept in position order, in one pass over the table."""
+        for pos, data in self._db.execute("SELECT pos, data FROM concepts ORDER BY pos"):
+            yield pos, Concept.model_validate_json(data)
+
     def many(self, positions: Iterable[int]) -> dict[int, Concept]:
-        positions = list(dict.fromkeys(int(p) for p in positions))
-        found: dict[int, Concept] = {}
-        for start in range(0, len(positions), 500):
-            chunk = positions[start : start + 500]
-            rows = self._db.execute(
-                f"SELECT pos, data FROM concepts WHERE pos IN ({','.join('?' * len(chunk))})", chunk
-            ).fetchall()
-            found.update((pos, Concept.model_validate_json(data)) for pos, data in rows)
-        return found
+        rows = self._rows_in("SELECT pos, data FROM concepts WHERE pos IN ({})", (int(p) for p in positions))
+        return {pos: Concept.model_validate_json(data) for pos, data in rows}
 
-    def ids(self, positions: list[int]) -> dict[int, str]:
-        out = {}
-        for start in range(0, len(positions), 500):
-            chunk = positions[start : start + 500]
-            rows = self._db.execute(f"SELECT pos, id FROM concepts WHERE pos IN ({','.join('?' * len(chunk))})", chunk)
-            out.update(rows.fetchall())
-        return out
+    def ids(self, positions: Iterable[int]) -> dict[int, str]:
+        return dict(self._rows_in("SELECT pos, id FROM concepts WHERE pos IN ({})", positions))
 
-    def facets(self, positions: list[int]) -> dict[int, tuple[set[str], set[str]]]:
+    def facets(self, positions: Iterable[int]) -> dict[int, tuple[set[str], set[str]]]:
         """Semantic types and source names of each position, for filtering without parsing concepts."""
-        out = {}
-        for start in range(0, len(positions), 500):
-            chunk = positions[start : start + 500]
-            rows = self._db.execute(
-                f"SELECT pos, semantic_types, sources FROM concepts WHERE pos IN ({','.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-            out.update((pos, (set(filter(None, st.split("|"))), set(src.split("|")))) for pos, st, src in rows)
-        return out
+        rows = self._rows_in("SELECT pos, semantic_types, sources FROM concepts WHERE pos IN ({})", positions)
+        return {pos: (set(filter(None, st.split("|"))), set(src.split("|"))) for pos, st, src in rows}
 
     def find(self, code: str) -> list[int]:
         """Positions of the concept with this id, CUI ("C0032285" or "UMLS:C0032285"), code or source id."""
@@ -114,20 +107,11 @@ class ConceptStore:
         candidates = [code, f"UMLS:{code}"] if ":" not in code else [code]
         if code.isdigit():
             candidates.append(f"SCTID:{code}")
-        rows = self._db.execute(
-            f"SELECT DISTINCT pos FROM codes WHERE code IN ({','.join('?' * len(candidates))}) ORDER BY pos",
-            candidates,
-        ).fetchall()
-        return [r[0] for r in rows]
+        return sorted({pos for (pos,) in self._rows_in("SELECT pos FROM codes WHERE code IN ({})", candidates)})
 
     def terms_in(self, norms: Iterable[str]) -> Iterator[tuple[str, int, str, str]]:
         """(normal form, position, term as written in the source, kind) for each normal form that is a term."""
-        norms = list(dict.fromkeys(norms))
-        for start in range(0, len(norms), 500):
-            chunk = norms[start : start + 500]
-            yield from self._db.execute(
-                f"SELECT norm, pos, term, kind FROM terms WHERE norm IN ({','.join('?' * len(chunk))})", chunk
-            )
+        return self._rows_in("SELECT norm, pos, term, kind FROM terms WHERE norm IN ({})", norms)
 
     def close(self) -> None:
         self._db.close()

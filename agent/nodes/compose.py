@@ -157,7 +157,8 @@ def linked_concepts(text: str, where: str, deps: Deps) -> list[LinkedConcept]:
             method=link.method,
             score=link.score,
         )
-        for link in deps.knowledge().link(text, dense_fallback=where == "question")
+        # The answer's own words are not guessed at: only its terms written out are linked.
+        for link in deps.knowledge().link(text, fallback=where == "question")
     ]
 
 
