@@ -17,7 +17,8 @@ from agent.errors import AgentError
 from agent.inspect import inspection, render_inspection, write_images
 from agent.kb_cli import kb
 from agent.render import render_text
-from agent.service import Vesalius
+from agent.service import Vesalius, user_path, writable_folder
+from agent.terminal import echo, echo_json
 from retrieval import KnowledgeError
 from vision import StudyError
 from vision.windows import PRESETS, auto_window, parse_window
@@ -33,14 +34,19 @@ def _settings(require_model: bool) -> Settings:
 def _emit(answer: Answer, as_json: bool, *, one_line: bool = False) -> None:
     """Text for people; JSON for scripts (one document per line in a conversation, so it streams as JSON Lines)."""
     if as_json:
-        click.echo(answer.model_dump_json(indent=None if one_line else 2))
+        echo_json(answer.model_dump_json(indent=None if one_line else 2))
     else:
-        click.echo(render_text(answer))
+        echo(render_text(answer))
 
 
 def _fail(exc: AgentError | StudyError | KnowledgeError) -> None:
-    click.echo(f"error: {exc.problem}. {exc.remedy}", err=True)
+    echo(one_line(f"error: {exc.problem}. {exc.remedy}"), err=True)
     sys.exit(2)
+
+
+def one_line(text: str) -> str:
+    """An error is one line, whatever a file name or header value inside it holds."""
+    return " ".join(text.split())
 
 
 _STEP_DONE = {
@@ -73,18 +79,23 @@ class _Group(click.Group):
         except USER_ERRORS as exc:
             _fail(exc)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            echo("interrupted", err=True)
             sys.exit(130)
         except BrokenPipeError:  # the reader went away (`| head`): nothing left to say, and not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(0)
+        except click.UsageError as exc:  # a mistyped option: one line as well, with where to look
+            where = exc.ctx.command_path if exc.ctx else "vesalius"
+            echo(one_line(f"error: {exc.format_message().rstrip('.')}. See: {where} --help"), err=True)
+            sys.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug: say so in one line; VESALIUS_DEBUG=1 shows the traceback
             if os.environ.get("VESALIUS_DEBUG"):
                 raise
-            click.echo(
-                f"internal error: {type(exc).__name__}: {exc}. Rerun with VESALIUS_DEBUG=1 and report it", err=True
+            echo(
+                one_line(f"internal error: {type(exc).__name__}: {exc}. Rerun with VESALIUS_DEBUG=1 and report it"),
+                err=True,
             )
             sys.exit(1)
 
@@ -135,27 +146,46 @@ def chat(study, thread_id, modality, series, window, require_model, as_json, hea
     options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
     with Vesalius(_settings(require_model)) as agent:
         if thread_id and (known := agent.thread(thread_id)):
-            click.echo(f"resuming conversation {thread_id} ({len(known.get('history') or [])} earlier turns)", err=True)
-        interactive = sys.stdin.isatty()
-        while True:
-            try:
-                line = input("you> ") if interactive else sys.stdin.readline()
-            except EOFError:
-                break
+            echo(f"resuming conversation {thread_id} ({len(known.get('history') or [])} earlier turns)", err=True)
+        for line in _lines(sys.stdin.isatty()):
             if not line.strip() or line.strip().lower() in ("exit", "quit"):
                 break
             try:
                 answer = agent.ask(line, study=study, thread_id=thread_id, on_step=_progress(), **options)
-            except AgentError as exc:  # one failed turn (the model server, say) does not end the conversation
-                click.echo(f"error: {exc.problem}. {exc.remedy}", err=True)
+            except USER_ERRORS as exc:  # one failed turn (the model server, say) does not end the conversation
+                echo(one_line(f"error: {exc.problem}. {exc.remedy}"), err=True)
                 continue
             if thread_id is None:
                 thread_id = answer.thread_id
-                click.echo(f"conversation {thread_id} (resume with: vesalius chat --thread {thread_id})", err=True)
+                echo(f"conversation {thread_id} (resume with: vesalius chat --thread {thread_id})", err=True)
             study = None  # later turns use the thread's study
             _emit(answer, as_json, one_line=True)
             if not as_json:
-                click.echo("")
+                echo("")
+
+
+_MAX_LINE_BYTES = 64 * 1024
+
+
+def _lines(interactive: bool):
+    """Questions, one per line, read as bytes: a line that is not UTF-8 is refused on its own (the question check
+    names it) instead of ending the conversation, and an endless line cannot fill memory."""
+    if interactive:
+        while True:
+            try:
+                yield input("you> ")
+            except EOFError:
+                return
+            except UnicodeDecodeError:
+                yield "\udcff"  # refused as not UTF-8 by the question check, like the same bytes from a pipe
+    stream = sys.stdin.buffer
+    while raw := stream.readline(_MAX_LINE_BYTES):
+        if not raw.endswith(b"\n") and len(raw) == _MAX_LINE_BYTES:
+            while (more := stream.readline(_MAX_LINE_BYTES)) and not more.endswith(b"\n"):
+                pass  # the rest of an over-long line is dropped with it
+            yield "x" * (_MAX_LINE_BYTES + 1)  # refused by the question check as too long
+            continue
+        yield raw.decode("utf-8", "surrogateescape")
 
 
 @main.command()
@@ -165,7 +195,7 @@ def demo(as_json) -> None:
     from pydicom.data import get_testdata_file
 
     path = get_testdata_file("CT_small.dcm")
-    click.echo(f"vesalius ask --study {path} {DEMO_QUESTION!r}\n", err=True)
+    echo(f"vesalius ask --study {path} {DEMO_QUESTION!r}\n", err=True)
     with Vesalius(_settings(False)) as agent:
         _emit(agent.ask(DEMO_QUESTION, study=path), as_json)
 
@@ -180,29 +210,41 @@ def demo(as_json) -> None:
 @_json
 def inspect(path, modality, series, window, out, images, as_json) -> None:
     """Load PATH as Vesalius would (de-identified) and describe it; --out writes what a model would see."""
+    if out is not None:
+        writable_folder(out, "the --out folder")
+    if images < 0:
+        raise AgentError(f"--images {images} is negative", "Give 0 (all images) or a positive number")
     deps = Deps.from_settings(_settings(False))
-    study = deps.study(path, modality, series)
+    study = deps.study(user_path(path, "path"), modality, series)
     if window:
         study = study.focused(window=parse_window(window) or auto_window(study.values))
     written = write_images(study, out, images) if out else []
     report = inspection(study, written)
     if out:
         (out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
-    click.echo(json.dumps(report, indent=2) if as_json else render_inspection(report))
+    if as_json:
+        echo_json(json.dumps(report, indent=2))
+    else:
+        echo(render_inspection(report))
 
 
 def _batch(paths, modality, heatmaps, as_json, outputs: set[str]) -> None:
     from agent.batch import record_line, run_batch
 
     failed = 0
+    if heatmaps is not None:
+        writable_folder(heatmaps, "the heatmap folder")
     deps = Deps.from_settings(_settings(False))
     for record in run_batch(deps, paths, outputs, heatmaps, modality):
         failed += record.error is not None
-        click.echo(record.model_dump_json() if as_json else record_line(record))
+        if as_json:
+            echo_json(record.model_dump_json())
+        else:
+            echo(record_line(record))
     for problem in deps.registry.problems:
-        click.echo(f"warning: {problem}", err=True)
+        echo(f"warning: {problem}", err=True)
     if failed:
-        click.echo(f"{failed} of {len(paths)} file(s) could not be read (see their records)", err=True)
+        echo(f"{failed} of {len(paths)} file(s) could not be read (see their records)", err=True)
         sys.exit(1)
 
 
@@ -237,13 +279,13 @@ def tools(as_json) -> None:
     deps = Deps.from_settings(_settings(False))
     declarations = deps.registry.declarations()
     if as_json:
-        click.echo(json.dumps([d.model_dump() for d in declarations], indent=2))
+        echo_json(json.dumps([d.model_dump() for d in declarations], indent=2))
     else:
         for d in declarations:
-            click.echo(f"{d.name} ({d.source})\n  {d.description}\n  applies to: {d.applies_to}")
-            click.echo(f"  answers: {', '.join(d.answers)}; outputs: {', '.join(d.outputs)}")
+            echo(f"{d.name} ({d.source})\n  {d.description}\n  applies to: {d.applies_to}")
+            echo(f"  answers: {', '.join(d.answers)}; outputs: {', '.join(d.outputs)}")
     for problem in deps.registry.problems:
-        click.echo(f"warning: {problem}", err=True)
+        echo(f"warning: {problem}", err=True)
 
 
 @main.command()
@@ -268,13 +310,13 @@ def train(model, data, out, seed, epochs) -> None:
     from vision.train.recipes import train as run
 
     card = run(model, Path(data), out, seed, epochs)
-    click.echo(json.dumps({"model": card.name, "version": card.version, "metrics": card.metrics}, indent=2))
+    echo_json(json.dumps({"model": card.name, "version": card.version, "metrics": card.metrics}, indent=2))
 
 
 @main.command()
 def schema() -> None:
     """Print the JSON schema of `--json` answers."""
-    click.echo(json.dumps(Answer.model_json_schema(), indent=2))
+    echo_json(json.dumps(Answer.model_json_schema(), indent=2))
 
 
 main.add_command(kb)

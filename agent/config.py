@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.errors import AgentError
 
+_MAX_CONFIG_BYTES = 1024 * 1024
+
 
 def _home(env: Mapping[str, str]) -> Path:
     return Path(env.get("HOME") or Path.home())
@@ -28,10 +30,11 @@ class Settings(BaseModel):
     vlm_url: str | None = None  # OpenAI-compatible base URL of a vLLM server, e.g. http://127.0.0.1:8000/v1
     vlm_model: str | None = None  # served model name; default: the first model the server lists
     vlm_api_key: str | None = None
-    vlm_timeout_s: float = 120.0
-    vlm_max_tokens: int = 384
+    vlm_timeout_s: float = Field(120.0, gt=0, le=3600)
+    vlm_max_tokens: int = Field(384, ge=1, le=32768)
     vlm_extra_body: dict[str, Any] = {}  # server-specific request fields, e.g. {"return_token_ids": true} for vLLM
-    vlm_image_max_side: int = 896  # MedGemma's input resolution; larger images are shrunk before sending
+    # MedGemma's input resolution; larger images are shrunk before sending
+    vlm_image_max_side: int = Field(896, ge=32, le=8192)
     vlm_max_images: int = Field(1, ge=1, le=16)  # slices of a volume sent per question (the server must allow them)
     require_model: bool = False  # fail instead of answering from the tools when the model server fails
     cache_dir: Path  # knowledge bases (unless kb_dir is set), heatmaps
@@ -39,13 +42,16 @@ class Settings(BaseModel):
     kb_dir: Path | None = None  # knowledge-base root (`vesalius kb build`) or one build; default cache_dir/kb
     knowledge_path: Path | None = None  # an imaging knowledge JSON file replacing the bundled one
     embedding_model: Path | None = None  # a local sentence-transformers directory; default all-MiniLM-L6-v2
-    top_k: int = 5
+    top_k: int = Field(5, ge=1, le=50)
+    # How long a question waits for another question on the same conversation to finish before it is refused.
+    thread_wait_s: float = Field(300.0, ge=0, le=3600)
     # De-identification (DICOM PS3.15 Basic Profile) of every study before anything is kept or sent.
     deid_key_file: Path | None = None  # secret for UID remapping and date shifts; default data_dir/deid.key
     deid_dates: Literal["remove", "shift"] = "remove"
     deid_keep_patient_characteristics: bool = True  # age (capped at 90) and sex, size and weight
     max_voxels: int = Field(400_000_000, gt=0)  # the largest volume loaded (x4 bytes of memory)
-    min_citation_score: float = 0.45  # a concept not named in the question is cited only at this cosine or above
+    # a concept not named in the question is cited only at this cosine or above
+    min_citation_score: float = Field(0.45, ge=0, le=1)
     models_dir: Path | None = None  # trained model bundles (`vesalius train --out`); default: the shipped ones
     tool_plugins: bool = True  # load vision tools from installed plugins (entry point group vesalius.tools)
 
@@ -74,9 +80,19 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         "cache_dir": Path(env.get("XDG_CACHE_HOME") or home / ".cache") / "vesalius",
         "data_dir": Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "vesalius",
     }
-    config_path = Path(env.get("VESALIUS_CONFIG") or home / ".config" / "vesalius" / "config.toml")
-    if config_path.exists():
+    named = env.get("VESALIUS_CONFIG")
+    config_path = Path(named or home / ".config" / "vesalius" / "config.toml")
+    if named and not config_path.is_file():
+        raise AgentError(
+            f"VESALIUS_CONFIG names {config_path}, which is not a file",
+            "Point VESALIUS_CONFIG at a TOML file, or unset it to use ~/.config/vesalius/config.toml",
+        )
+    if config_path.is_file():  # a FIFO or a device there is not a config file, and reading it could hang
         try:
+            if config_path.stat().st_size > _MAX_CONFIG_BYTES:
+                raise AgentError(
+                    f"the config file {config_path} is over {_MAX_CONFIG_BYTES // 1024} KB", "Is it the right file?"
+                )
             values.update(tomllib.loads(config_path.read_text()))
         except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
             raise AgentError(

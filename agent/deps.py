@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from vision.options import IngestOptions
 from vision.tools import ToolRegistry
 from vision.windows import Window
 
+STUDY_CACHE_SIZE = 4
+
 
 @dataclass
 class Deps:
@@ -28,7 +32,11 @@ class Deps:
     registry: ToolRegistry
     vlm: VlmClient | None = None
     _knowledge: KnowledgeBase | None = field(default=None, repr=False)
-    _studies: dict[tuple[str, str | None, int | None], Study] = field(default_factory=dict, repr=False)
+    # A few loaded studies (a volume can take a gigabyte), each with the file's identity when it was read.
+    _studies: OrderedDict[tuple[str, str | None, int | None], tuple[tuple | None, Study]] = field(
+        default_factory=OrderedDict, repr=False
+    )
+    _studies_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _ingest: IngestOptions | None = field(default=None, repr=False)
 
     @classmethod
@@ -62,17 +70,31 @@ class Deps:
             self._ingest = IngestOptions(deid=deid, max_voxels=s.max_voxels)
         return self._ingest
 
-    def study(self, path: str | Path, modality: str | None = None, series: int | None = None) -> Study:
+    def study(
+        self, path: str | Path, modality: str | None = None, series: int | None = None, *, fresh: bool = False
+    ) -> Study:
+        """The study at `path`, loaded once; with `fresh`, loaded again if the file changed since (the start of a
+        turn asks for that; the nodes of the turn then all see the same study)."""
         key = (str(Path(path).resolve()), modality, series)
-        if key not in self._studies:
-            options = self.ingest_options()
-            if series is not None:
-                options = replace(options, series=series)
-            self._studies[key] = load_study(path, modality=modality, options=options)
-        return self._studies[key]
+        with self._studies_lock:
+            cached = self._studies.get(key)
+            if cached is not None and not (fresh and cached[0] != _identity(key[0])):
+                self._studies.move_to_end(key)
+                return cached[1]
+        identity = _identity(key[0])
+        options = self.ingest_options()
+        if series is not None:
+            options = replace(options, series=series)
+        study = load_study(path, modality=modality, options=options)
+        with self._studies_lock:
+            self._studies[key] = (identity, study)
+            while len(self._studies) > STUDY_CACHE_SIZE:
+                self._studies.popitem(last=False)
+        return study
 
     def forget(self, path: str | Path, modality: str | None = None, series: int | None = None) -> None:
-        self._studies.pop((str(Path(path).resolve()), modality, series), None)
+        with self._studies_lock:
+            self._studies.pop((str(Path(path).resolve()), modality, series), None)
 
     def view(self, state: dict, *, windowed: bool = True) -> Study:
         """The thread's study focused on the image, and with `windowed` the window, this turn chose (nodes.route)."""
@@ -86,6 +108,14 @@ class Deps:
             self.vlm.close()
         if self._knowledge is not None:
             self._knowledge.close()
+
+
+def _identity(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _deid_key(path: Path) -> bytes:

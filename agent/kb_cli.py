@@ -9,6 +9,9 @@ from pathlib import Path
 import click
 
 from agent.config import load_settings
+from agent.errors import AgentError
+from agent.terminal import echo, echo_json
+from agent.user_text import user_text
 from retrieval import MODES, BuildOptions, Concept, Hit, KnowledgeBase, KnowledgeError, build
 from retrieval.vectors import KINDS
 
@@ -82,18 +85,18 @@ def build_cmd(kb_dir, umls, umls_languages, umls_sources, umls_include_suppresse
     try:
         report = build(kb_dir or s.knowledge_root, opts, progress=not quiet, force=force)
     except KeyboardInterrupt:
-        click.echo("interrupted: run the same command again to resume where it stopped", err=True)
+        echo("interrupted: run the same command again to resume where it stopped", err=True)
         sys.exit(130)
     if as_json:
-        click.echo(json.dumps({**report.__dict__, "path": str(report.path)}, indent=2))
+        echo_json(json.dumps({**report.__dict__, "path": str(report.path)}, indent=2))
         return
     what = "already built; now in use" if report.reused else f"built in {report.seconds:.0f} s"
-    click.echo(f"{report.version}: {report.concepts} concepts, {report.dense_rows} embedded texts, {what}")
-    click.echo(f"  {report.path}")
+    echo(f"{report.version}: {report.concepts} concepts, {report.dense_rows} embedded texts, {what}")
+    echo(f"  {report.path}")
     if report.resumed:
-        click.echo(f"  resumed: {', '.join(report.resumed)} were already done")
+        echo(f"  resumed: {', '.join(report.resumed)} were already done")
     if report.problems.get("count"):
-        click.echo(f"  {report.problems['summary']}")
+        echo(f"  {report.problems['summary']}")
 
 
 def _hit_record(rank: int, hit: Hit) -> dict:
@@ -114,13 +117,22 @@ def _hit_record(rank: int, hit: Hit) -> dict:
     }
 
 
-def _queries(query: str | None, queries: click.File | None) -> list[str]:
+_SEARCH_EXAMPLE = 'vesalius kb search "water on the brain"'
+
+
+def _queries(query: str | None, queries) -> list[str]:
     if query is not None:
-        return [query]
-    stream = queries or (sys.stdin if not sys.stdin.isatty() else None)
+        return [user_text(query, "query", _SEARCH_EXAMPLE)]
+    stream = queries or (sys.stdin.buffer if not sys.stdin.isatty() else None)
     if stream is None:
         raise click.UsageError("give a QUERY, or --queries FILE (one per line; '-' for standard input)")
-    lines = [line.strip() for line in stream if line.strip()]
+    lines = []
+    for number, raw in enumerate(stream, start=1):
+        if raw.strip():
+            try:
+                lines.append(user_text(raw.decode("utf-8", "surrogateescape"), "query", _SEARCH_EXAMPLE))
+            except AgentError as exc:
+                raise AgentError(f"line {number}: {exc.problem}", exc.remedy) from None
     if not lines:
         raise click.UsageError("no queries: the input had no non-empty line")
     return lines
@@ -128,7 +140,7 @@ def _queries(query: str | None, queries: click.File | None) -> list[str]:
 
 @kb.command()
 @click.argument("query", required=False)
-@click.option("--queries", type=click.File("r"), help="one query per line ('-': standard input)")
+@click.option("--queries", type=click.File("rb"), help="one query per line ('-': standard input)")
 @click.option("-k", "--top", "k", default=10, show_default=True)
 @click.option("--mode", type=click.Choice(MODES), default="linked", show_default=True)
 @click.option("--semantic-type", "semantic_types", multiple=True, help="keep concepts of this semantic type")
@@ -137,20 +149,23 @@ def _queries(query: str | None, queries: click.File | None) -> list[str]:
 @_json
 def search(query, queries, k, mode, semantic_types, sources, kb_dir, as_json) -> None:
     """Ranked concepts for a query, with codes, sources and scores (JSON: one line per query)."""
+    if not 1 <= k <= 1000:
+        raise AgentError(f"--top {k} is out of range", "Ask for 1 to 1000 results")
+    wanted = _queries(query, queries)
     knowledge = _open(kb_dir)
-    for q in _queries(query, queries):
+    for q in wanted:
         hits = knowledge.search(q, k=k, mode=mode, semantic_types=list(semantic_types), sources=list(sources))
         if as_json:
-            click.echo(json.dumps({"query": q, "hits": [_hit_record(r, h) for r, h in enumerate(hits, start=1)]}))
+            echo_json(json.dumps({"query": q, "hits": [_hit_record(r, h) for r, h in enumerate(hits, start=1)]}))
             continue
-        click.echo(f"{q}")
+        echo(f"{q}")
         for r, h in enumerate(hits, start=1):
             c = h.concept
             codes = " ".join([*(f"SCTID:{x}" for x in c.snomed_ct[:2]), *(f"ICD10CM:{x}" for x in c.icd10cm[:2])])
             why = f" (named: {h.matched_term!r})" if h.matched_term else ""
-            click.echo(f"  {r:2d}. {c.id:<14} {c.preferred_name}  {codes}  score {h.score:.3f}{why}")
+            echo(f"  {r:2d}. {c.id:<14} {c.preferred_name}  {codes}  score {h.score:.3f}{why}")
         if not hits:
-            click.echo("  (nothing found)")
+            echo("  (nothing found)")
 
 
 def _show_text(c: Concept, knowledge: KnowledgeBase) -> str:
@@ -184,6 +199,7 @@ def _show_text(c: Concept, knowledge: KnowledgeBase) -> str:
 @_json
 def show(code, kb_dir, as_json) -> None:
     """A concept by CUI, SNOMED CT id, ICD-10-CM code or source id (C0032285, SCTID:233604007, HP:0002090)."""
+    code = user_text(code, "code", "vesalius kb show C0032285")
     knowledge = _open(kb_dir)
     concept = knowledge.concept(code)
     if concept is None:
@@ -191,7 +207,10 @@ def show(code, kb_dir, as_json) -> None:
             f"no concept with the code {code!r} in {knowledge.version}",
             "Search for it by name with `vesalius kb search`",
         )
-    click.echo(concept.model_dump_json(indent=2) if as_json else _show_text(concept, knowledge))
+    if as_json:
+        echo_json(concept.model_dump_json(indent=2))
+    else:
+        echo(_show_text(concept, knowledge))
 
 
 @kb.command()
@@ -201,10 +220,10 @@ def info(kb_dir, as_json) -> None:
     """The knowledge base in use: version, sources, counts, index."""
     m = _open(kb_dir).manifest
     if as_json:
-        click.echo(json.dumps(m, indent=2))
+        echo_json(json.dumps(m, indent=2))
         return
-    click.echo(f"{m['version']} (built {m['created']}): {m['concepts']} concepts, {m['dense_rows']} embedded texts")
+    echo(f"{m['version']} (built {m['created']}): {m['concepts']} concepts, {m['dense_rows']} embedded texts")
     for source, n in m["sources"].items():
-        click.echo(f"  {source}: {n} records")
-    click.echo(f"  dense index: {m['dense_index']}; embedding model {m['embedding_model']['id']}")
-    click.echo(f"  malformed input lines: {m['problems']['summary']}")
+        echo(f"  {source}: {n} records")
+    echo(f"  dense index: {m['dense_index']}; embedding model {m['embedding_model']['id']}")
+    echo(f"  malformed input lines: {m['problems']['summary']}")

@@ -5,6 +5,7 @@ Layout under the knowledge-base root (default: <cache_dir>/kb):
     builds/<version>/   manifest.json, concepts.sqlite, dense/ (FAISS), dense_rows.npy, lexical/ (BM25)
     CURRENT             the version in use, replaced atomically
     .work/<version>/    a build in progress
+    .build.lock         held by the process building: a second build of the same root waits, then reuses
     embeddings/         vectors already computed, per embedding model (a rebuild embeds only new texts)
 
 The version is a digest of everything the result depends on (sources and their versions or file stamps, options,
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from retrieval import vectors
@@ -274,7 +276,41 @@ def _training_sample(work: Path, n_chunks: int, rows: int, size: int) -> np.ndar
     return np.concatenate([chunk[::step] for chunk in _chunks(work, n_chunks)])
 
 
+BUILD_WAIT_S = 3600.0  # a full UMLS build holds the lock for hours; a starter build for seconds
+
+
 def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = False) -> BuildReport:
+    """Build (or reuse) the base `opts` describes under `root`. One process builds a root at a time: two first
+    questions at once, or two `kb build` runs, would otherwise share one work directory."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(root / ".build.lock", timeout=BUILD_WAIT_S)
+        if progress and _held(lock):
+            print(f"vesalius: waiting for another build under {root} to finish", file=sys.stderr)
+        lock.acquire()
+    except Timeout:
+        raise KnowledgeError(
+            f"another process has been building under {root} for over {BUILD_WAIT_S / 60:.0f} minutes",
+            "Wait for it to finish, or stop it (rerunning resumes its work)",
+        ) from None
+    except OSError as exc:
+        raise KnowledgeError(f"cannot write under {root}: {exc.strerror}", "Choose a writable --kb-dir") from exc
+    try:
+        return _build(root, opts, progress, force)
+    finally:
+        lock.release()
+
+
+def _held(lock: FileLock) -> bool:
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def _build(root: Path, opts: BuildOptions, progress: bool, force: bool) -> BuildReport:
     started = time.perf_counter()
     embedder = Embedder(opts.embedding_model)
     version, inputs = _version_key(opts, embedder)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,5 +19,13 @@ def write_overlay(base: Image.Image, heat: np.ndarray, path: Path) -> Path:
     rgb = np.asarray(rgb_base, dtype=np.float32).copy()
     rgb[..., 0] = rgb[..., 0] * (1 - h) + 255 * h
     rgb[..., 1:] *= (1 - 0.6 * h)[..., None]
-    Image.fromarray(rgb.astype(np.uint8), "RGB").save(path)
+    # Written aside and renamed: two questions on the same study at once each leave a whole picture.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            Image.fromarray(rgb.astype(np.uint8), "RGB").save(handle, "PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
