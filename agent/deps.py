@@ -17,6 +17,7 @@ from agent.errors import AgentError
 from agent.vlm_client import VlmClient
 from retrieval import KnowledgeBase
 from vision import Study, load_study
+from vision.coded import user_modality
 from vision.deid import DeidOptions
 from vision.models.store import ModelStore
 from vision.options import IngestOptions
@@ -75,7 +76,7 @@ class Deps:
     ) -> Study:
         """The study at `path`, loaded once; with `fresh`, loaded again if the file changed since (the start of a
         turn asks for that; the nodes of the turn then all see the same study)."""
-        key = (str(Path(path).resolve()), modality, series)
+        key = _study_key(path, modality, series)
         with self._studies_lock:
             cached = self._studies.get(key)
             if cached is not None and not (fresh and cached[0] != _identity(key[0])):
@@ -94,7 +95,7 @@ class Deps:
 
     def forget(self, path: str | Path, modality: str | None = None, series: int | None = None) -> None:
         with self._studies_lock:
-            self._studies.pop((str(Path(path).resolve()), modality, series), None)
+            self._studies.pop(_study_key(path, modality, series), None)
 
     def view(self, state: dict, *, windowed: bool = True) -> Study:
         """The thread's study focused on the image, and with `windowed` the window, this turn chose (nodes.route)."""
@@ -108,6 +109,10 @@ class Deps:
             self.vlm.close()
         if self._knowledge is not None:
             self._knowledge.close()
+
+
+def _study_key(path: str | Path, modality: str | None, series: int | None) -> tuple[str, str | None, int | None]:
+    return (str(Path(path).resolve()), user_modality(modality) if modality else None, series)  # "dx" is "DX"
 
 
 def _identity(path: str) -> tuple | None:

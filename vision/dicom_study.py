@@ -10,9 +10,11 @@ import numpy as np
 import pydicom
 from pydicom.uid import UID
 
+from vision import coded
 from vision import dicom_pixels as px
 from vision.deid import DeidRecord, deidentify
 from vision.dicom_read import guarded, has_pixels, no_pixels_error, number, text
+from vision.errors import StudyError
 from vision.options import IngestOptions
 from vision.study import FrameSource, Study, StudySummary
 from vision.windows import VoiLut, Window, auto_window
@@ -30,6 +32,7 @@ def load_file(
     with guarded(name):
         if not has_pixels(ds):
             raise no_pixels_error(ds, name)
+        check_syntax(ds, name)
         record = deidentify(ds, options.deid)
         geo = px.geometry(ds, name, options)
         frames = _volume_order(ds, geo.frames)
@@ -40,6 +43,7 @@ def load_file(
         volume, unit, colour_max = _decode_frames(ds, name, frames, geo, source)
         key = len(frames) // 2
         multi = geo.frames > 1
+        notes: list[str] = []
         summary = StudySummary(
             study_id=study_id,
             source_format="dicom",
@@ -50,13 +54,21 @@ def load_file(
             source_frames=geo.frames,
             frame_shown=key,
             colour=volume.ndim == 4,
-            physical_unit=unit,
+            physical_unit=coded.code(unit, "the unit (RescaleType or ModalityLUTType)", notes),
             slice_spacing_mm=_spacing_of_frames(ds, frames) if stack == "volume" else None,
-            **header_facts(ds, record),
+            **header_facts(ds, record, notes),
         )
         sources = tuple(FrameSource(name, f if multi else None) for f in frames)
         return finish(
-            path, summary, volume, sources, record, ds, key_frame=frames[key] if multi else None, colour_max=colour_max
+            path,
+            summary,
+            volume,
+            sources,
+            record,
+            ds,
+            key_frame=frames[key] if multi else None,
+            colour_max=colour_max,
+            warnings=tuple(notes),
         )
 
 
@@ -77,7 +89,7 @@ def finish(
     lut: VoiLut | None = None
     window: Window | None = None
     if not summary.colour:
-        windows = px.stored_windows(ds, key_frame)
+        windows = [_named(w) for w in px.stored_windows(ds, key_frame)]
         lut = None if windows else px.voi_lut(ds)
         window = windows[0] if windows else (lut.as_window() if lut else auto_window(volume))
     summary = summary.model_copy(update={"window": window, "stored_windows": windows})
@@ -94,23 +106,39 @@ def finish(
     )
 
 
-def header_facts(ds: pydicom.Dataset, record: DeidRecord) -> dict[str, Any]:
-    """Summary fields read from a de-identified header (allow-listed attributes only)."""
-    tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
-    sex = (text(ds, "PatientSex") or "").upper()
+def _named(window: Window) -> Window:
+    """A window keeps the file's explanation only as a plain name ("BONE"): it is shown to the model."""
+    name = coded.window_name(window.name)
+    return window if name == window.name else window.model_copy(update={"name": name})
+
+
+def header_facts(ds: pydicom.Dataset, record: DeidRecord, warnings: list[str]) -> dict[str, Any]:
+    """Summary fields read from a de-identified header (allow-listed attributes only). Coded values are checked
+    (vision.coded): one that is not valid is left out, as if absent, and noted in `warnings`; a dropped Modality
+    reads as OT, like a missing one, so the pixels, not the header's text, decide which models run."""
+    tsyntax = coded.uid(getattr(ds, "file_meta", {}).get("TransferSyntaxUID"), "TransferSyntaxUID", warnings)
     return {
-        "modality": str(ds.get("Modality") or "OT").strip() or "OT",
+        "modality": coded.read(ds, "Modality", warnings) or "OT",
         "modality_source": "dicom",
-        "body_part": text(ds, "BodyPartExamined"),
-        "view": text(ds, "ViewPosition"),
-        "laterality": text(ds, "ImageLaterality") or text(ds, "Laterality"),
+        "body_part": coded.read(ds, "BodyPartExamined", warnings),
+        "view": coded.read(ds, "ViewPosition", warnings),
+        "laterality": coded.read(ds, "ImageLaterality", warnings) or coded.read(ds, "Laterality", warnings),
         "patient_age_years": _age_years(text(ds, "PatientAge")),
-        "patient_sex": sex if sex in ("F", "M", "O") else None,
+        "patient_sex": coded.read(ds, "PatientSex", warnings),
         "bits_stored": int(ds.get("BitsStored") or ds.get("BitsAllocated") or 8),
         "pixel_spacing_mm": px.pixel_spacing(ds),
-        "transfer_syntax": UID(str(tsyntax)).name if tsyntax else None,
+        "transfer_syntax": UID(tsyntax).name if tsyntax else None,
         "burned_in_annotation": record.burned_in_annotation,
     }
+
+
+def check_syntax(ds: pydicom.Dataset, name: str) -> None:
+    """A transfer syntax that is not a UID is refused before decoding, whose errors would quote it."""
+    tsyntax = getattr(ds, "file_meta", {}).get("TransferSyntaxUID")
+    if tsyntax is not None and str(tsyntax).strip() and coded.uid(tsyntax, "TransferSyntaxUID", []) is None:
+        raise StudyError(
+            f"{name} declares a transfer syntax that is not a valid UID", "The file is damaged: export it again"
+        )
 
 
 def representative_frames(count: int, keep: int) -> list[int]:
@@ -131,6 +159,7 @@ def decode_into(
 ) -> tuple[str | None, float]:
     """Decode frame `index` (or take its already decoded `raw`) into `out`, a view into the volume: no second
     copy of the study is ever held."""
+    check_syntax(ds, name)
     raw = px.decode(ds, name, index, source, fallback) if raw is None else raw
     if raw.ndim == 3 or str(ds.get("PhotometricInterpretation") or "") == "PALETTE COLOR":
         rgb, top = px.colour(ds, raw)

@@ -12,3 +12,8 @@ class StudyError(Exception):
 
 class ModelError(StudyError):
     """A shipped model that cannot be loaded or rebuilt (missing or damaged weights, missing training data)."""
+
+
+class LimitError(StudyError):
+    """A limit on the bytes a whole load may read or inflate was reached: the load stops, rather than leaving out
+    one file and going on."""

@@ -25,3 +25,9 @@ class IngestOptions:
     max_frames: int = 4096
     max_voxels: int = 400_000_000  # 1.6 GB as float32
     max_files: int = 10_000
+    # Bytes inflated from a zip in one load, all members and both passes (headers, then pixels) together: the
+    # sizes a zip declares are never trusted, the bytes actually inflated are counted.
+    max_archive_bytes: int = 4 * 1024**3
+    # Plain images are worked on at up to this many pixels a side (a 10000x10000 PNG would need gigabytes as
+    # float32); larger ones are downscaled on reading, with a warning. The DICOM limits above are separate.
+    max_image_side: int = 4096

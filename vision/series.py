@@ -8,31 +8,47 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import zipfile
+import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pydicom
 
+from vision import coded
 from vision import dicom_pixels as px
 from vision.deid import DeidRecord, deidentify, merge_records
 from vision.dicom_read import guarded, is_dicomdir, number, read_dataset
 from vision.dicom_study import decode_into, finish, header_facts, load_file
-from vision.errors import StudyError
+from vision.errors import LimitError, StudyError
 from vision.options import IngestOptions
+from vision.sniff import HEAD_BYTES, is_dicom
+from vision.source import Budget, Spool, TooLargeError, contained, open_regular, read_head
 from vision.study import FrameSource, Study, StudySummary
 
 
 @dataclass(frozen=True)
 class Member:
-    """One file of the series: a label (its path relative to what was opened) and how to get its bytes."""
+    """One file of the series: a label (its path relative to what was opened) and how to open it."""
 
     label: str
-    read: Callable[[], bytes]
+    open: Callable[[], BinaryIO]
     path: Path | None = None  # the file on disk (not for zip members), for decoders that need one
+    budget: Budget | None = None  # what the whole load may still inflate (zip members)
+
+
+@dataclass
+class Members:
+    """The files found, and what was left out while finding them (links leading out, pipes ...), for the notes."""
+
+    items: list[Member]
+    skipped: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -52,64 +68,164 @@ class _Slice:
     instance: float | None
 
 
-def folder_members(root: Path, options: IngestOptions) -> list[Member]:
-    files = sorted(
-        p for p in root.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(root).parts)
-    )
-    _check_count(len(files), root.name, options)
-    return [Member(str(p.relative_to(root)), p.read_bytes, p) for p in files]
+def folder_members(root: Path, options: IngestOptions) -> Members:
+    """Regular files under `root`, hidden ones aside. Links are followed only to files inside `root` (a link to
+    /etc/passwd or to another patient's folder is left out, and said so); linked folders are not entered;
+    pipes, sockets and devices are never opened."""
+    real_root = root.resolve()
+    found = Members([])
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+        except OSError:
+            found.skipped.append("unreadable folder")
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            reason = _entry_problem(entry, path, real_root)
+            if reason == "folder":
+                pending.append(path)
+            elif reason:
+                found.skipped.append(reason)
+            else:
+                label = _shown_name(str(path.relative_to(root)))
+                found.items.append(Member(label, _file_opener(path, real_root), path))
+                _check_count(len(found.items), root.name, options)
+    found.items.sort(key=lambda m: m.label)
+    return found
 
 
-def zip_members(path: Path, options: IngestOptions) -> list[Member]:
+def _entry_problem(entry: os.DirEntry, path: Path, real_root: Path) -> str | None:
+    """None for a file to read, "folder" for one to enter, else why the entry is left out."""
     try:
-        archive = zipfile.ZipFile(path)
+        if entry.is_symlink():
+            real = contained(real_root, path)
+            if real is None:
+                return "link leading outside the folder (or broken)"
+            return None if real.is_file() else "linked folder or special file (not followed)"
+        if entry.is_dir(follow_symlinks=False):
+            return "folder"
+        return None if entry.is_file(follow_symlinks=False) else "not a regular file (pipe, socket or device)"
+    except OSError:
+        return "unreadable"
+
+
+def _file_opener(path: Path, real_root: Path) -> Callable[[], BinaryIO]:
+    def open_() -> BinaryIO:
+        # Checked again at open: the entry may have been swapped for a link leading out since it was listed.
+        real = contained(real_root, path)
+        if real is None:
+            raise StudyError(f"{path.name} now leads outside the folder", "Open the folder again")
+        return open_regular(real, path.name, follow_links=False)
+
+    return open_
+
+
+def zip_members(path: Path, stream: BinaryIO, options: IngestOptions) -> Members:
+    """The zip's files, read from `stream` (the archive, already opened and checked as a regular file). Nothing
+    the archive declares is trusted: members are inflated in chunks, counted against the per-file limit and the
+    load's `max_archive_bytes`, and a member that is not DICOM is left after its first bytes."""
+    _check_count(_declared_entries(stream), path.name, options)
+    try:
+        archive = zipfile.ZipFile(stream)
         infos = [i for i in archive.infolist() if not i.is_dir() and not Path(i.filename).name.startswith(".")]
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise StudyError(f"{path.name} is a damaged zip archive ({exc})", "Create the archive again") from exc
     _check_count(len(infos), path.name, options)
     total = sum(i.file_size for i in infos)
-    if total > options.max_voxels * 8 or any(i.file_size > options.max_file_bytes for i in infos):
-        # Checked on the declared sizes, before inflating anything: a zip bomb is refused here.
+    if total > options.max_archive_bytes or any(i.file_size > options.max_file_bytes for i in infos):
+        # An early refusal on the declared sizes; the bytes actually inflated are counted as well (`Budget`).
         raise StudyError(
             f"{path.name} would expand to {total / 1024**3:.1f} GB, over the limits", "Open fewer slices at a time"
         )
+    budget = Budget(options.max_archive_bytes, f"the members of {path.name}")
 
-    def reader(info: zipfile.ZipInfo) -> Callable[[], bytes]:
-        def read() -> bytes:
+    def opener(info: zipfile.ZipInfo, label: str) -> Callable[[], BinaryIO]:
+        def open_() -> BinaryIO:
             try:
-                return archive.read(info)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:  # bad CRC, truncated member ...
-                raise StudyError(f"{info.filename} in {path.name} is damaged ({exc})", "Create the zip again") from exc
+                return archive.open(info)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+                # encrypted, an unsupported compression method, a bad local header ...
+                raise StudyError(f"{label} in {path.name} cannot be opened ({exc})", "Create the zip again") from exc
 
-        return read
+        return open_
 
-    return [Member(i.filename, reader(i)) for i in infos]
+    labels = [_shown_name(i.filename) for i in infos]
+    return Members([Member(label, opener(i, label), budget=budget) for i, label in zip(infos, labels, strict=True)])
 
 
-def dicomdir_members(path: Path, ds: pydicom.Dataset, options: IngestOptions) -> list[Member]:
-    """The image files a DICOMDIR lists (ReferencedFileID is relative to the DICOMDIR's folder)."""
+def _declared_entries(stream: BinaryIO) -> int:
+    """The entry count in the zip's end record, read before ZipFile builds an object for every entry (a small
+    archive can declare millions). 0 where the record cannot be read: ZipFile then reports the damage."""
+    try:
+        record = zipfile._EndRecData(stream)  # type: ignore[attr-defined]  # stable since Python 2
+        return int(record[zipfile._ECD_ENTRIES_TOTAL]) if record else 0  # type: ignore[attr-defined]
+    except (AttributeError, IndexError, OSError, ValueError, TypeError):
+        return 0
+    finally:
+        stream.seek(0)
+
+
+def _shown_name(name: str) -> str:
+    """A file's name as shown in notes, sources and the prompt: whoever made the archive or folder chose it, so
+    control characters are replaced and its length capped."""
+    clean = "".join(ch if ch.isprintable() else "?" for ch in name)
+    return clean if len(clean) <= 120 else f"{clean[:50]}...{clean[-50:]}"
+
+
+def dicomdir_members(path: Path, ds: pydicom.Dataset, options: IngestOptions) -> Members:
+    """The image files a DICOMDIR lists. ReferencedFileID is relative to the DICOMDIR's folder, and only files
+    inside that folder are read: an absolute path, a '..' or a link leading out is left out, and said so."""
     with guarded(path.name):
         ids = [r.ReferencedFileID for r in ds.get("DirectoryRecordSequence") or [] if "ReferencedFileID" in r]
     _check_count(len(ids), path.name, options)
-    members, missing = [], 0
+    root = path.parent
+    real_root = root.resolve()
+    found = Members([])
     for file_id in ids:
-        parts = [str(file_id)] if isinstance(file_id, str) else [str(p) for p in file_id]
-        found = _existing(path.parent, parts)
-        if found is None:
-            missing += 1
+        parts = _file_id_parts(file_id)
+        candidate = _existing(root, parts) if parts else None
+        real = contained(real_root, candidate) if candidate is not None else None
+        if parts is None or (candidate is not None and real is None):
+            found.skipped.append("reference outside the DICOMDIR's folder")
+        elif candidate is None:
+            found.skipped.append("listed but missing")
         else:
-            members.append(Member(str(found.relative_to(path.parent)), found.read_bytes, found))
-    if not members:
+            label = _shown_name(str(candidate.relative_to(root)))
+            found.items.append(Member(label, _file_opener(candidate, real_root), real))
+    if not found.items:
+        outside = found.skipped.count("reference outside the DICOMDIR's folder")
+        why = f" ({outside} refer outside that folder, which is never read)" if outside else ""
         raise StudyError(
-            f"{path.name} lists {len(ids)} files but none of them is in {path.parent.name}/",
+            f"{path.name} lists {len(ids)} files but none of them is in {root.name}/{why}",
             "Copy the whole disc or folder, not only the DICOMDIR, and open the DICOMDIR inside it",
         )
-    return members
+    return found
 
 
-def load_series(path: Path, kind: str, members: list[Member], options: IngestOptions) -> Study:
-    skipped: list[str] = []
-    slices, headers = _read_headers(members, options, skipped)
+def _file_id_parts(file_id: object) -> list[str] | None:
+    """ReferencedFileID's components (PS3.10 8.5: a relative path, one component per value), or None when one
+    of them could lead out of the folder (absolute, '..', a drive) or is empty."""
+    if isinstance(file_id, str):
+        values = [file_id]
+    elif isinstance(file_id, (list, tuple, pydicom.multival.MultiValue)):
+        values = [str(p) for p in file_id]
+    else:  # a damaged element read as a number or bytes
+        return None
+    # Some writers put a whole path in one value: its separators split it here, and are checked like the rest.
+    parts = [p.strip() for v in values for p in v.replace("\\", "/").split("/")]
+    if not parts or any(p in ("", ".", "..") or ":" in p or "\0" in p for p in parts):
+        return None
+    return parts
+
+
+def load_series(path: Path, kind: str, members: Members, options: IngestOptions) -> Study:
+    skipped = list(members.skipped)
+    slices, headers = _read_headers(members.items, options, skipped)
     if not slices:
         reason = f" ({_skip_summary(skipped)})" if skipped else ""
         raise StudyError(
@@ -120,7 +236,7 @@ def load_series(path: Path, kind: str, members: list[Member], options: IngestOpt
     if len(chosen) == 1 or all(s.frames > 1 for s in chosen):
         # One file (or only multi-frame files) in the series: it is a study on its own.
         single = max(chosen, key=lambda s: s.frames)
-        data = single.member.read()
+        data = _read_all(single.member, options)
         label = Path(single.member.label)
         ds = read_dataset(data, single.member.label)
         study = load_file(label, ds, hashlib.sha256(data).hexdigest()[:16], options, source=single.member.path)
@@ -132,13 +248,36 @@ def load_series(path: Path, kind: str, members: list[Member], options: IngestOpt
         )
 
 
+@contextmanager
+def _spooled(member: Member, options: IngestOptions) -> Iterator[Spool]:
+    """The member, opened and read only as far as its reader goes; a zip member's damage (a bad CRC, a truncated
+    stream) surfaces as a StudyError naming it."""
+    try:
+        with member.open() as stream:
+            yield Spool(stream, member.label, options.max_file_bytes, member.budget)
+    except StudyError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+        raise StudyError(f"{member.label} is damaged or unreadable ({exc})", "Copy or export it again") from exc
+
+
+def _read_all(member: Member, options: IngestOptions) -> bytes:
+    with _spooled(member, options) as spool:
+        return spool.getvalue()
+
+
 def _read_headers(
     members: list[Member], options: IngestOptions, skipped: list[str]
 ) -> tuple[list[_Slice], dict[str, pydicom.Dataset]]:
     slices, headers = [], {}
     for member in members:
         try:
-            header = read_dataset(member.read(), member.label, headers_only=True)
+            with _spooled(member, options) as spool:
+                if not is_dicom(read_head(spool, HEAD_BYTES)):  # a non-DICOM file is left after its first bytes
+                    skipped.append("unreadable")
+                    continue
+                spool.seek(0)
+                header = read_dataset(spool, member.label, headers_only=True)
             with guarded(member.label):
                 if is_dicomdir(header) or "Rows" not in header or "Columns" not in header:
                     skipped.append("not an image")
@@ -149,13 +288,18 @@ def _read_headers(
                     record=record,
                     series=str(header.get("SeriesInstanceUID") or ""),
                     number=_series_number(header),
-                    modality=str(header.get("Modality") or "?"),
+                    modality=coded.read(header, "Modality", []) or "?",  # quoted in notes: checked like the summary
                     frames=int(header.get("NumberOfFrames") or 1),
                     shape=(int(header.Rows), int(header.Columns)),
                     position=px.position(header, None),
                     orientation=px.orientation(header, None),
                     instance=number(header, "InstanceNumber"),
                 )
+        except LimitError:
+            raise
+        except TooLargeError:
+            skipped.append("over the size limit for one file")
+            continue
         except StudyError:
             skipped.append("unreadable")
             continue
@@ -246,7 +390,7 @@ def _stack(
     digest = hashlib.sha256()
     unit, top = None, 255.0
     for i, s in enumerate(slices):
-        data = s.member.read()
+        data = _read_all(s.member, options)
         digest.update(data)
         with guarded(s.member.label):
             # Only the pixel module is read from this full parse; every identifying attribute was handled in
@@ -254,6 +398,7 @@ def _stack(
             ds = read_dataset(data, s.member.label)
             unit, top = decode_into(volume[i], ds, s.member.label, None, source=s.member.path)
     spacing = None
+    header_notes: list[str] = []
     if all(s.position is not None for s in slices) and len(slices) > 1:
         steps = np.diff(np.asarray([s.position for s in slices]), axis=0)
         spacing = float(np.median(np.linalg.norm(steps, axis=1)))
@@ -269,12 +414,13 @@ def _stack(
         source_frames=len(slices),
         frame_shown=len(slices) // 2,
         colour=colour,
-        physical_unit=unit,
+        physical_unit=coded.code(unit, "the unit (RescaleType or ModalityLUTType)", header_notes),
         slice_spacing_mm=spacing,
-        **header_facts(first, record),
+        **header_facts(first, record, header_notes),
     )
     sources = tuple(FrameSource(s.member.label) for s in slices)
-    return finish(path, summary, volume, sources, record, first, key_frame=None, colour_max=top, warnings=tuple(notes))
+    warnings = (*header_notes, *notes)
+    return finish(path, summary, volume, sources, record, first, key_frame=None, colour_max=top, warnings=warnings)
 
 
 def _as_source(study: Study, path: Path, kind: str, notes: list[str]) -> Study:
