@@ -30,6 +30,8 @@ class AsymmetryMap:
     def applicability(self, study: Study, kind: StudyKind) -> str | None:
         if kind.is_chest_xray:
             return "frontal chest X-ray: the trained chest_anomaly detector replaces this heuristic"
+        if not kind.accepted:  # marked regions on a photograph or a blank page would read as findings
+            return f"the study is {kind.described()}"
         if study.summary.colour:
             return "needs a greyscale image; colour images (photographs, pathology, Doppler) are not symmetric views"
         if study.summary.modality in ("US", "SM", "XC", "GM", "ECG"):

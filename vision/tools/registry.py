@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from vision.models.gate import StudyKind, kind_from_tags
+from vision.models.gate import TRAINED_KINDS, StudyKind, kind_from_tags, screen
 from vision.models.store import ModelStore
 from vision.study import Study
 from vision.tools.asymmetry_map import AsymmetryMap
@@ -114,12 +114,19 @@ class ToolRegistry:
         return {name: frozenset(t.answers) for name, t in self.tools.items()}
 
     def kind(self, study: Study) -> StudyKind:
-        """Tags first; the gate network is loaded and run only for studies whose tags do not settle it."""
+        """Pixel checks for every study, then tags; the gate network runs where tags do not settle the kind, and
+        where they settle it as a kind a trained model reads (vision.models.gate)."""
+        if (refused := screen(study.image)) is not None:
+            return refused
         s = study.summary
         by_tags = kind_from_tags(
             modality=s.modality, modality_source=s.modality_source, body_part=s.body_part, view=s.view
         )
-        return by_tags or self.store.gate().read(study.image)
+        if by_tags is None:
+            return self.store.gate().read(study.image)
+        if by_tags.kind in TRAINED_KINDS:
+            return self.store.gate().confirm(study.image, by_tags)
+        return by_tags
 
     def run(
         self,

@@ -91,17 +91,38 @@ _TEXT = {
     ),
     "modality_gate": (
         (
-            "Decides what kind of image a plain (non-DICOM) picture is (frontal chest X-ray, CT, MRI, ultrasound, "
-            "pathology) so that models trained on one kind never run on another. DICOM tags, when present, decide first."
+            "Decides what kind of image a study is (frontal chest X-ray, CT, MRI, ultrasound, pathology) or that it is "
+            "none of these (`other`: a photograph, a page of text, a pattern, noise), so that models trained on one "
+            "kind never run on another or on a picture of nothing they know. Pixel checks (too small, blank, noise) "
+            "come first for every study; DICOM tags then decide CT, MR, ultrasound and slides; the network reads the "
+            "rest, and must not call a tag-decided ultrasound `other` with probability >= extra.tag_veto_other."
         ),
         [
             (
-                "knows five kinds only: a radiograph of another body part, a lateral chest film or a photograph is forced "
-                "into one of them; DICOM tags catch these, plain images may not"
+                "`other` was learnt from generated images (fields, gradients, noise, shapes, patterns, rendered text) "
+                "and scikit-image's bundled photographs and textures: a kind of picture unlike all of them can still "
+                "be read as a medical kind; metrics.ood_per_family gives the rejection on held-out families, some "
+                "never seen in training"
             ),
             (
-                "ultrasound examples are 28 px BreastMNIST thumbnails upscaled, and CT/MRI come from 208 VQA-RAD images: "
-                "real-world variety is wider"
+                "no radiograph of another body part and no lateral chest film is among its images (VQA-RAD has "
+                "none): DICOM tags (Body Part Examined, View Position) catch these, but a plain PNG of a hand or knee "
+                "film is read by the pixels alone and may be taken for a chest X-ray"
+            ),
+            (
+                "ultrasound examples are 28 px BreastMNIST thumbnails upscaled, and CT/MRI come from 208 VQA-RAD "
+                "images: real-world variety is wider, and a full-resolution ultrasound screen capture given as a plain "
+                "image may be read as `other` or left uncertain (no model runs then)"
+            ),
+            (
+                "the kinds a trained model reads (chest X-ray, ultrasound) need probability 0.8 and the others 0.5 "
+                "(extra.min_probability); below it the study is `uncertain` and no trained model runs; a colour "
+                "picture is never taken for a chest film or a greyscale ultrasound"
+            ),
+            (
+                "pathology is where unknown pictures most often land: colour photographs, scanned pages and fundus "
+                "images are sometimes named 'a pathology image' (no trained model reads pathology, so the cost is "
+                "the words, not a result); see metrics.ood_per_family.not_a_known_kind"
             ),
         ],
     ),

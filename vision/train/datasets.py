@@ -145,62 +145,101 @@ def medmnist(data: Path, name: str, *, size: int = 28, positive: int = 1) -> Dat
     return Dataset(part("train"), part("val"), classes, f"MedMNIST v2 {name} (Yang et al., Sci Data 2023; CC BY 4.0)")
 
 
-GATE_CLASSES = ("chest_xray_frontal", "ct", "mri", "ultrasound", "pathology")
+GATE_CLASSES = ("chest_xray_frontal", "ct", "mri", "ultrasound", "pathology", "other")
+OTHER = GATE_CLASSES.index("other")
 
 
-def gate(data: Path, *, size: int = 224, seed: int = 0, per_source_limit: int = 700) -> Dataset:
-    """Images of each kind the project may be shown, labelled by what they are (never by what disease they show).
+@dataclass(frozen=True)
+class GateItem:
+    source: Path | np.ndarray  # a file, or pixels (BreastMNIST)
+    label: int  # index in GATE_CLASSES
+    group: str  # patient or image: never on both sides
+    name: str
+    held: bool  # in validation
+    colour: bool = False
 
-    Chest X-rays: Kermany (capped; both folders, the gate never sees a disease label) and VQA-RAD frontal films;
-    CT and MRI: VQA-RAD, hand-labelled (labels/vqa_rad_modality.csv); ultrasound: BreastMNIST; pathology: PathVQA.
-    VQA-RAD has no radiographs of other body parts, so the gate has no such class: DICOM tags decide those.
+
+def gate_items(data: Path, *, seed: int = 0, per_source_limit: int = 700) -> list[GateItem]:
+    """The gate's medical images (every class but `other`) and the side of the split each is on.
+
+    Kermany films are split as the pneumonia model splits them (by patient) and BreastMNIST by its official
+    train/val, so a film or thumbnail another model validates on is never in the gate's training either, and the
+    gate's acceptance on those validation sets is measured on images it never saw. VQA-RAD and PathVQA (images
+    only the gate uses) hold out a quarter of the images of each class.
     """
     rng = np.random.default_rng(seed)
-    items: list[tuple[Path | np.ndarray, int, str, str]] = []  # (file or pixels, class, group, name)
+    items: list[GateItem] = []
 
-    ker = require(data / "kermany-cxr" / "train", "the Kermany chest X-ray folder")
-    files = sorted(p for folder in ("NORMAL", "PNEUMONIA") for p in (ker / folder).iterdir())
-    for i in sorted(rng.choice(len(files), size=min(per_source_limit, len(files)), replace=False)):
-        p = files[i]
-        items.append((p, 0, kermany_patient(p.name), f"kermany/{p.name}"))
+    paths, _, patients, held = kermany_files(data, seed=seed)
+    for i in sorted(rng.choice(len(paths), size=min(per_source_limit, len(paths)), replace=False)):
+        items.append(GateItem(paths[i], 0, patients[i], f"kermany/{paths[i].name}", bool(held[i])))
 
+    path = require(data / "medmnist" / "breastmnist_trainval.npz", "the BreastMNIST file")
+    with np.load(path) as npz:
+        for part in ("train", "val"):
+            for i, pixels in enumerate(npz[f"{part}_images"][:per_source_limit]):
+                items.append(GateItem(pixels, 3, f"breast-{part}-{i}", f"breastmnist/{part}/{i}", part == "val"))
+
+    rest: list[GateItem] = []
     vqa = require(data / "vqa-rad" / "images", "the VQA-RAD image folder")
     mapping = {name: i for i, name in enumerate(GATE_CLASSES)}
     with (LABELS_DIR / "vqa_rad_modality.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             if row["modality"] in mapping:
-                items.append((vqa / row["image_name"], mapping[row["modality"]], row["image_name"], row["image_name"]))
-
-    path = require(data / "medmnist" / "breastmnist_trainval.npz", "the BreastMNIST file")
-    with np.load(path) as npz:
-        breast = np.concatenate([npz["train_images"], npz["val_images"]])
-    for i in sorted(rng.choice(len(breast), size=min(per_source_limit, len(breast)), replace=False)):
-        items.append((breast[i], 3, f"breast-{i}", f"breastmnist/{i}"))
+                name = row["image_name"]
+                rest.append(GateItem(vqa / name, mapping[row["modality"]], name, name, False))
 
     # PathVQA's greyscale figures are mostly radiographs and electron micrographs, not slides: left out.
     path_dir = require(data / "pathvqa" / "images", "the PathVQA image folder")
     for p in sorted(path_dir.iterdir())[:per_source_limit]:
-        items.append((p, 4, p.name, f"pathvqa/{p.name}"))
+        with Image.open(p) as im:
+            if looks_coloured(im):
+                rest.append(GateItem(p, 4, p.name, f"pathvqa/{p.name}", False, colour=True))
+    held_rest = split_groups([i.group for i in rest], np.array([i.label for i in rest]), 0.25, seed)
+    items += [
+        GateItem(i.source, i.label, i.group, i.name, bool(h), i.colour) for i, h in zip(rest, held_rest, strict=True)
+    ]
+    return items
 
-    images = np.empty((len(items), size, size), dtype=np.uint8)
-    colour = np.zeros(len(items), dtype=bool)
-    for i, (src, *_rest) in enumerate(tqdm(items, desc="reading gate images", unit="img", leave=False)):
-        if isinstance(src, np.ndarray):
-            images[i] = to_grey_array(Image.fromarray(src), size)
-        else:
-            with Image.open(src) as im:
-                images[i] = to_grey_array(im, size)
-                colour[i] = looks_coloured(im)
-    keep = ~np.array([name.startswith("pathvqa/") for *_, name in items]) | colour
-    items = [item for item, k in zip(items, keep, strict=True) if k]
-    images, colour = images[keep], colour[keep]
-    y = np.array([c for _, c, _, _ in items], dtype=np.int64)
-    groups = [g for _, _, g, _ in items]
-    names = [n for *_, n in items]
-    held = split_groups(groups, y, 0.25, seed)
+
+def open_item(item: GateItem) -> Image.Image:
+    if isinstance(item.source, np.ndarray):
+        return Image.fromarray(item.source)
+    with Image.open(item.source) as im:
+        im.load()
+        return im
+
+
+def gate(data: Path, *, size: int = 224, seed: int = 0, per_source_limit: int = 700) -> Dataset:
+    """Images of each kind the project may be shown, labelled by what they are (never by what disease they show),
+    and images of none of those kinds (`other`: vision.train.negatives).
+
+    Chest X-rays: Kermany (capped; both folders, the gate never sees a disease label) and VQA-RAD frontal films;
+    CT and MRI: VQA-RAD, hand-labelled (labels/vqa_rad_modality.csv); ultrasound: BreastMNIST; pathology: PathVQA.
+    VQA-RAD has no radiographs of other body parts, so no such image is in any class: DICOM tags decide those.
+    """
+    from vision.train.negatives import negatives  # scikit-image: only training needs it
+
+    items = gate_items(data, seed=seed, per_source_limit=per_source_limit)
+    train_negatives, val_negatives = list(negatives("train", seed)), list(negatives("val", seed))
+    n = len(items) + len(train_negatives) + len(val_negatives)
+    images = np.empty((n, size, size), dtype=np.uint8)
+    colour = np.zeros(n, dtype=bool)
+    labels, groups, names, held = [], [], [], np.zeros(n, dtype=bool)
+    for i, item in enumerate(tqdm(items, desc="reading gate images", unit="img", leave=False)):
+        im = open_item(item)
+        images[i], colour[i] = to_grey_array(im, size), looks_coloured(im)
+        labels.append(item.label), groups.append(item.group), names.append(item.name)
+        held[i] = item.held
+    for j, neg in enumerate([*train_negatives, *val_negatives], start=len(items)):
+        images[j], colour[j] = to_grey_array(neg.image, size), looks_coloured(neg.image)
+        labels.append(OTHER), groups.append(neg.name.split("#")[0]), names.append(neg.name)
+        held[j] = j >= len(items) + len(train_negatives)
+    y = np.array(labels, dtype=np.int64)
     return Dataset(
         train=_subset(images, y, groups, names, ~held, colour),
         val=_subset(images, y, groups, names, held, colour),
         classes=GATE_CLASSES,
-        source="Kermany CXR, VQA-RAD (hand-labelled modality), BreastMNIST, PathVQA",
+        source="Kermany CXR, VQA-RAD (hand-labelled modality), BreastMNIST, PathVQA; `other`: generated images and "
+        "scikit-image's bundled photographs (vision/train/negatives.py)",
     )

@@ -9,11 +9,11 @@ import numpy as np
 
 from vision.models.calibration import apply_temperature, fit_temperature
 from vision.models.card import Calibration, Card, save_bundle
-from vision.models.gate import CHEST_XRAY, MIN_PROBABILITY
+from vision.models.gate import CHEST_XRAY, MIN_PROBABILITY, OTHER, TAG_VETO_OTHER, decide, min_probability_for
 from vision.models.metrics import reliability
 from vision.models.net import NetConfig
 from vision.models.plots import plot_reliability
-from vision.train import datasets
+from vision.train import datasets, gate_acceptance
 from vision.train.cards import LICENCES, describe
 from vision.train.trainer import Recipe, predict_logits, train_classifier
 
@@ -34,8 +34,14 @@ def gate_report(data: Path, out: Path, seed: int, epochs: int | None, version: s
     temperature = fit_temperature(logits, y)
     predicted = probs.argmax(1)
     chest = ds.classes.index(CHEST_XRAY)
-    # The runtime rule (vision.models.gate): a colour picture is never a radiograph, and the gate must be sure.
-    accepted = (predicted == chest) & (probs[:, chest] >= MIN_PROBABILITY) & ~ds.val.colour
+    min_probability = {c: min_probability_for(c) for c in ds.classes if c != OTHER}
+    # The runtime rule (vision.models.gate.decide) on the cross-fitted probabilities: what the gate would do.
+    decided = [
+        decide(dict(zip(ds.classes, p.tolist(), strict=True)), coloured=bool(c), min_probability=min_probability)[0]
+        for p, c in zip(probs, ds.val.colour, strict=True)
+    ]
+    accepted = np.array([k == CHEST_XRAY for k in decided])
+    own = np.array([k == ds.classes[t] for k, t in zip(decided, y, strict=True)])
     confusion = np.zeros((len(ds.classes), len(ds.classes)), dtype=int)
     np.add.at(confusion, (y, predicted), 1)
     correct = (predicted == y).astype(int)
@@ -44,13 +50,17 @@ def gate_report(data: Path, out: Path, seed: int, epochs: int | None, version: s
     plot = plot_reliability(
         before, after, out / "plots" / "modality_gate_reliability.png", "Modality gate: top-label calibration"
     )
+    other = ds.classes.index(OTHER)
+    known = [c for c in ds.classes if c != OTHER]
     metrics = {
         "n": len(y),
         "per_class_n": {c: int((y == i).sum()) for i, c in enumerate(ds.classes)},
         "accuracy": round(float(correct.mean()), 4),
         "per_class_recall": {c: round(float((predicted[y == i] == i).mean()), 4) for i, c in enumerate(ds.classes)},
+        "per_class_accepted": {c: round(float(own[y == i].mean()), 4) for i, c in enumerate(ds.classes)},
         "confusion_rows_true_cols_predicted": confusion.tolist(),
         "non_chest_accepted_as_chest_xray": int(accepted[y != chest].sum()),
+        "other_accepted_as_a_known_kind": int(np.isin(np.array(decided)[y == other], known).sum()),
         "chest_xray_accepted": round(float(accepted[y == chest].mean()), 4),
         "ece_top_label_before": round(before.ece, 4),
         "ece_top_label_after": round(after.ece, 4),
@@ -64,10 +74,17 @@ def gate_report(data: Path, out: Path, seed: int, epochs: int | None, version: s
         net=recipe.net.to_dict(),
         calibration=Calibration(method="temperature", temperature=temperature),
         threshold=MIN_PROBABILITY,
-        operating_point=f"a plain image counts as a frontal chest X-ray at probability >= {MIN_PROBABILITY}",
+        operating_point=f"a plain image counts as a kind only if `other` is not the most probable class and the kind's "
+        f"probability is at least extra.min_probability ({MIN_PROBABILITY} for the kinds a trained model reads: "
+        f"chest X-ray, ultrasound; {min_probability_for('ct')} for CT, MRI, pathology); a tag-decided ultrasound is "
+        f"refused at P(other) >= {TAG_VETO_OTHER}",
+        extra={"min_probability": min_probability, "tag_veto_other": TAG_VETO_OTHER},
         metrics=metrics,
-        metrics_split=f"validation: {len(y)} images, a quarter of the patients or images of each class, held out; "
-        "temperature cross-fitted in two folds",
+        metrics_split=f"validation: {len(y)} images: Kermany films of the pneumonia model's validation patients, "
+        "BreastMNIST's official validation part, a quarter of the VQA-RAD and PathVQA images of each class, and "
+        "negatives held out by seed, by photograph or by whole family (vision/train/negatives.py); temperature "
+        "cross-fitted in two folds. runtime_acceptance: the whole gate (pixel checks, rules, network) on each "
+        "validation set, through ToolRegistry as a study would go",
         data=ds.source,
         licence=LICENCES["modality_gate"],
         recipe={
@@ -80,5 +97,16 @@ def gate_report(data: Path, out: Path, seed: int, epochs: int | None, version: s
         plots=[plot.name],
         **describe("modality_gate"),
     )
-    save_bundle(out, card, {f"net.{k}": v for k, v in model.state_dict().items()})
+    tensors = {f"net.{k}": v for k, v in model.state_dict().items()}
+    save_bundle(out, card, tensors)
+    # The whole runtime gate, as shipped, on every validation set: what users get, not what the network scores.
+    runtime = gate_acceptance.report(data, out, seed)
+    card.metrics["runtime_acceptance"] = {k: v["accepted"] for k, v in runtime["in_distribution"].items()}
+    card.metrics["runtime_acceptance_n"] = {k: v["n"] for k, v in runtime["in_distribution"].items()}
+    card.metrics["ood_per_family"] = {
+        k: {key: v[key] for key in ("n", "seen_in_training", "no_model_runs", "not_a_known_kind", "alarms")}
+        for k, v in runtime["out_of_distribution"].items()
+    }
+    card.metrics["ood_alarms"] = sum(v["alarms"] for v in runtime["out_of_distribution"].values())
+    save_bundle(out, card, tensors)
     return card
