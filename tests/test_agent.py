@@ -196,3 +196,18 @@ def test_chest_xray_answer_shows_calibrated_probability_regions_and_heatmap(make
     assert "No tool here detects pneumonia" not in a.answer
     assert f"probability of pneumonia {shown(p.probability)}" in a.answer
     assert "calibrated on validation" in a.uncertainty and "pneumonia: AUROC" in a.uncertainty
+
+
+def test_an_image_no_model_knows_is_answered_as_such(make_settings, tmp_path):
+    from PIL import Image
+
+    blank = tmp_path / "grey.png"
+    Image.new("L", (512, 512), 128).save(blank)
+    with Vesalius(make_settings()) as agent:
+        a = agent.ask("Is there pneumonia on this film?", study=blank)
+    assert a.study_kind is not None and not a.study_kind.accepted
+    first = a.answer.split(NO_MODEL_NOTE, 1)[1].strip()
+    assert first.startswith("No trained model read this image: it is a blank image")
+    assert "No tool here detects" not in a.answer  # the pneumonia model exists; it could not read this image
+    assert not any(t.applied and t.model is not None for t in a.tools)
+    assert not any("screening threshold" in note for note in a.urgent)

@@ -12,6 +12,7 @@ from agent.prompt import describe_view
 from agent.router import RoutePlan
 from agent.state import AgentState
 from vision.models.classifier import shown
+from vision.models.gate import StudyKind
 from vision.tools import not_applied
 from vision.tools.base import ToolResult
 
@@ -74,13 +75,28 @@ def _tools_text(tools: list[ToolResult]) -> list[str]:
     return [f"{t.tool}: {t.summary}." for t in ran]
 
 
-def deterministic_answer(plan: RoutePlan, tools: list[ToolResult], citations: list[Citation]) -> str:
+def unrecognised_note(kind: StudyKind | None) -> str | None:
+    """When the gate did not recognise the image, that is the answer to any question about what it shows."""
+    if kind is None or kind.accepted:
+        return None
+    return (
+        f"No trained model read this image: it is {kind.described()}. Nothing here can say what it shows; "
+        "open the original study (the DICOM file or a full export) to have it assessed."
+    )
+
+
+def deterministic_answer(
+    plan: RoutePlan, tools: list[ToolResult], citations: list[Citation], kind: StudyKind | None = None
+) -> str:
     parts = [NO_MODEL_NOTE, ""]
+    unrecognised = unrecognised_note(kind) if plan.intent != "explain" else None
+    if unrecognised:
+        parts += [unrecognised, ""]
     if plan.intent != "explain":
         parts += ["What the image tools measured:", *(f"- {line}" for line in _tools_text(tools)), ""]
     estimated = {p.label.lower() for t in tools if t.applied for p in t.probabilities}
     named = [c for c in citations if c.matched_term and not any(label in c.name.lower() for label in estimated)]
-    if named and plan.intent != "explain":
+    if named and plan.intent != "explain" and not unrecognised:
         names = ", ".join(c.name.lower() for c in named)
         parts += [f"No tool here detects {names}: the measurements above neither show nor exclude it.", ""]
     if citations:
@@ -171,6 +187,7 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
     if plan.audience == "patient":
         citations = patient_plain_passages(citations, deps)
     warnings = list(state.get("warnings") or [])
+    kind = StudyKind.model_validate(state["study_kind"]) if state.get("study_kind") else None
     reply = state.get("model_reply")
     text = clean_model_text(reply["text"]) if reply else ""
     if reply and not text:
@@ -188,12 +205,14 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         )
         if reply.get("finish_reason") == "length":
             warnings.append("the model's answer was cut off at the token limit (raise VESALIUS_VLM_MAX_TOKENS)")
+        if note := unrecognised_note(kind):
+            warnings.append(note)  # the model may describe a picture no trained model could read
         unknown = sorted({int(n) for n in re.findall(r"\[(\d+)\]", text)} - {c.number for c in citations})
         if unknown:
             warnings.append(f"the model cited {', '.join(f'[{n}]' for n in unknown)}, which are not among the sources")
     else:
         source, model = "tools_and_knowledge", ModelUse(used=False)
-        text = deterministic_answer(plan, tools, citations)
+        text = deterministic_answer(plan, tools, citations, kind)
     history = state.get("history") or []
     study = deps.view(state)
     answer = Answer(

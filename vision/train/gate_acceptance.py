@@ -28,7 +28,6 @@ from vision.tools.registry import ToolRegistry
 from vision.train import datasets
 
 MODEL_TOOLS = ("pneumonia_classifier", "chest_anomaly", "breast_ultrasound_classifier")
-TRAINED_KINDS = (CHEST_XRAY, "ultrasound")  # the kinds a trained model here reads
 
 
 def plain_study(image: Image.Image, name: str = "image"):
