@@ -177,6 +177,13 @@ def test_a_zip_bomb_is_refused_within_bounds(cli_env, tmp_path):
             m.write(chunk)
     assert bomb.stat().st_size < 4 * 1024**2
     _refused_within_bounds(cli_env, bomb, "bomb.zip")
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i in range(8):  # eight 256 MiB members: killed after 180 s before
+            with archive.open(f"{i}.dcm", "w", force_zip64=True) as m:
+                for _ in range(16):
+                    m.write(chunk)
+    _refused_within_bounds(cli_env, many, "many.zip")
 
 
 def test_a_huge_image_is_read_within_the_memory_budget(cli_env, tmp_path):
@@ -239,8 +246,8 @@ RUNAWAY_BYTES = 4_000_000_000  # the test process with every model loaded stays 
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(study=study_files(), question=st.binary(min_size=0, max_size=64))
-def test_random_files_and_questions_exit_0_or_2(cli_env, tmp_path_factory, study, question):
+@given(study=study_files(), question=st.binary(min_size=0, max_size=64), command=st.sampled_from(["ask", "inspect"]))
+def test_random_files_and_questions_exit_0_or_2(cli_env, tmp_path_factory, study, question, command):
     folder = tmp_path_factory.mktemp("random")
     kind, members = study
     if kind == "folder":
@@ -257,7 +264,10 @@ def test_random_files_and_questions_exit_0_or_2(cli_env, tmp_path_factory, study
         target = folder / "study"
         target.write_bytes(members[0])
     started = time.monotonic()
-    result = cli(cli_env, "ask", "--study", str(target), os.fsdecode(question) or "?")
+    if command == "ask":
+        result = cli(cli_env, "ask", "--study", str(target), os.fsdecode(question) or "?")
+    else:
+        result = cli(cli_env, "inspect", "--json", str(target))
     assert time.monotonic() - started < 60  # a hang shows here; typical examples take well under a second
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 < RUNAWAY_BYTES
     assert result.exit_code in (0, 2), (result.exit_code, result.stderr)
