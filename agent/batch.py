@@ -12,6 +12,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from agent.deps import Deps
+from agent.errors import AgentError
+from agent.service import user_path
+from vision.coded import user_modality
 from vision.errors import StudyError
 from vision.models.classifier import Probability, shown
 from vision.models.gate import StudyKind
@@ -42,12 +45,15 @@ def run_batch(
     deps: Deps, paths: Iterable[Path], outputs: set[str], heatmaps: Path | None, modality: str | None = None
 ) -> Iterator[ImageRecord]:
     wanted = model_tools(deps, outputs)
+    modality = user_modality(modality) if modality else None  # refused once, not once per file
     for path in paths:
         try:
+            user_path(path, "path")
             study = deps.study(path, modality)
             kind, results = deps.registry.run(study, wanted, heatmaps)
-        except StudyError as exc:
-            yield ImageRecord(path=str(path), error=f"{exc.problem}. {exc.remedy}")
+        except (StudyError, AgentError) as exc:
+            shown_path = str(path).encode("utf-8", "replace").decode("utf-8")  # JSON cannot carry undecodable bytes
+            yield ImageRecord(path=shown_path, error=f"{exc.problem}. {exc.remedy}")
             continue
         finally:
             deps.forget(path, modality)  # a long batch must not keep every study in memory

@@ -51,6 +51,17 @@ def test_text_that_is_not_utf8_is_refused_in_every_command(cli_env, ct_path):
     assert_refused(cli(cli_env, "kb", "search", "--queries", "-", stdin=queries), "line 2: the query is not UTF-8")
 
 
+def test_a_file_name_that_is_not_utf8_is_one_record_of_a_batch(cli_env, ct_path, tmp_path):
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/scan\xff.dcm"))
+    odd.write_bytes(ct_path.read_bytes())
+    result = cli(cli_env, "classify", "--json", str(odd), str(ct_path))
+    assert result.exit_code == 1, result.stderr  # a batch reports its failures per file, then exits 1
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert "not UTF-8" in records[0]["error"] and records[1]["error"] is None
+    assert_refused(cli(cli_env, "ask", "--study", str(odd), "Is there an effusion?"), "study path has bytes")
+    assert_refused(cli(cli_env, "classify", "--modality", "XYZ", str(ct_path)), "unknown modality code")
+
+
 def test_chat_refuses_one_bad_line_and_goes_on(cli_env, ct_path):
     result = cli(cli_env, "chat", "--study", str(ct_path), stdin=b"\xff\xfe effusion?\nIs there an effusion?\n")
     assert result.exit_code == 0, result.stderr
