@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -54,6 +55,16 @@ class Settings(BaseModel):
     min_citation_score: float = Field(0.45, ge=0, le=1)
     models_dir: Path | None = None  # trained model bundles (`vesalius train --out`); default: the shipped ones
     tool_plugins: bool = True  # load vision tools from installed plugins (entry point group vesalius.tools)
+
+    @field_validator("vlm_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1")
+        return value
 
     @field_validator("vlm_extra_body", mode="before")
     @classmethod

@@ -102,6 +102,7 @@ def test_unwritable_folders_are_refused_before_any_work(cli_env, ct_path, tmp_pa
         ("VESALIUS_MIN_CITATION_SCORE", "7", "invalid setting 'min_citation_score'"),
         ("VESALIUS_THREAD_WAIT_S", "-2", "invalid setting 'thread_wait_s'"),
         ("VESALIUS_CONFIG", "/nonexistent/vesalius.toml", "VESALIUS_CONFIG names /nonexistent/vesalius.toml"),
+        ("VESALIUS_VLM_URL", "not a url", "invalid setting 'vlm_url'"),
     ],
 )
 def test_settings_out_of_range_are_refused(cli_env, ct_path, variable, value, expected):

@@ -28,7 +28,13 @@ def test_presets_and_user_windows_parse_or_explain():
     assert parse_window("lung").center == PRESETS["lung"][0] and parse_window("LUNG").source == "preset"
     assert parse_window("40,400") == Window(center=40, width=400, source="user")
     assert parse_window("auto") is None
-    for bad, needle in (("lungs", "unknown window preset"), ("40,-1", "positive"), ("a,b", "center,width")):
+    for bad, needle in (
+        ("lungs", "unknown window preset"),
+        ("40,-1", "positive"),
+        ("a,b", "center,width"),
+        ("inf,5", "center must be a finite"),
+        ("nan,400", "center must be a finite"),
+    ):
         with pytest.raises(StudyError, match=needle):
             parse_window(bad)
 

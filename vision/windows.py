@@ -69,7 +69,9 @@ def parse_window(text: str) -> Window | None:
         raise StudyError(
             f"cannot read the window {text!r}", "Write it as center,width (for example 40,400) or a preset name"
         ) from None
-    if not (np.isfinite(center) and np.isfinite(width)) or width <= 0:
+    if not np.isfinite(center):
+        raise StudyError(f"window center must be a finite number, not {center:g}", "For example 40,400")
+    if not np.isfinite(width) or width <= 0:
         raise StudyError(f"window width must be a positive number, not {width:g}", "For example 40,400")
     return Window(center=center, width=width, source="user")
 
