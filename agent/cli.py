@@ -39,8 +39,12 @@ def _emit(answer: Answer, as_json: bool, *, one_line: bool = False) -> None:
         echo(render_text(answer))
 
 
-def _fail(exc: AgentError | StudyError | KnowledgeError) -> None:
+def _say(exc: AgentError | StudyError | KnowledgeError) -> None:
     echo(one_line(f"error: {exc.problem}. {exc.remedy}"), err=True)
+
+
+def _fail(exc: AgentError | StudyError | KnowledgeError) -> None:
+    _say(exc)
     sys.exit(2)
 
 
@@ -153,7 +157,7 @@ def chat(study, thread_id, modality, series, window, require_model, as_json, hea
             try:
                 answer = agent.ask(line, study=study, thread_id=thread_id, on_step=_progress(), **options)
             except USER_ERRORS as exc:  # one failed turn (the model server, say) does not end the conversation
-                echo(one_line(f"error: {exc.problem}. {exc.remedy}"), err=True)
+                _say(exc)
                 continue
             if thread_id is None:
                 thread_id = answer.thread_id
