@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from agent.kb_cli import kb
 from agent.render import render_text
 from agent.service import Vesalius, user_path, writable_folder
 from agent.terminal import echo, echo_json
+from agent.user_text import lines
 from retrieval import KnowledgeError
 from vision import StudyError
 from vision.windows import PRESETS, auto_window, parse_window
@@ -152,6 +154,9 @@ def chat(study, thread_id, modality, series, window, require_model, as_json, hea
         if thread_id and (known := agent.thread(thread_id)):
             echo(f"resuming conversation {thread_id} ({len(known.get('history') or [])} earlier turns)", err=True)
         for line in _lines(sys.stdin.isatty()):
+            if isinstance(line, AgentError):  # a line that could not be read is refused on its own
+                _say(line)
+                continue
             if not line.strip() or line.strip().lower() in ("exit", "quit"):
                 break
             try:
@@ -168,12 +173,9 @@ def chat(study, thread_id, modality, series, window, require_model, as_json, hea
                 echo("")
 
 
-_MAX_LINE_BYTES = 64 * 1024
-
-
-def _lines(interactive: bool):
-    """Questions, one per line, read as bytes: a line that is not UTF-8 is refused on its own (the question check
-    names it) instead of ending the conversation, and an endless line cannot fill memory."""
+def _lines(interactive: bool) -> Iterator[str | AgentError]:
+    """Questions, one per line, or the reason a line could not be read: a line that is not UTF-8 (named by the
+    question check) or endless is refused on its own instead of ending the conversation or filling memory."""
     if interactive:
         while True:
             try:
@@ -181,15 +183,8 @@ def _lines(interactive: bool):
             except EOFError:
                 return
             except UnicodeDecodeError:
-                yield "\udcff"  # refused as not UTF-8 by the question check, like the same bytes from a pipe
-    stream = sys.stdin.buffer
-    while raw := stream.readline(_MAX_LINE_BYTES):
-        if not raw.endswith(b"\n") and len(raw) == _MAX_LINE_BYTES:
-            while (more := stream.readline(_MAX_LINE_BYTES)) and not more.endswith(b"\n"):
-                pass  # the rest of an over-long line is dropped with it
-            yield "x" * (_MAX_LINE_BYTES + 1)  # refused by the question check as too long
-            continue
-        yield raw.decode("utf-8", "surrogateescape")
+                yield AgentError("the line is not UTF-8 text", "Type it again in a UTF-8 terminal")
+    yield from lines(sys.stdin.buffer)
 
 
 @main.command()

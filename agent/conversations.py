@@ -40,17 +40,26 @@ class ConversationStore:
     def __init__(self, path: Path, wait_s: float):
         self.path, self.wait_s = path, wait_s
         self.locks = path.parent / "locks"
+        if path.exists() and not path.is_file():  # SQLite would block for ever on a FIFO, and read /dev/zero
+            raise self.failure(OSError(f"{path.name} is not a regular file"))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.locks.mkdir(exist_ok=True)
-            self.conn = _connect(path)
-            try:
-                _check_intact(self.conn, path)
-                self.reader = SqliteSaver(self.conn)
-                self.reader.setup()
-            except BaseException:
-                self.conn.close()
-                raise
+            # One process at a time checks and sets up the store: switching a new file to WAL can be refused
+            # as "locked" while another process is creating the same tables.
+            with FileLock(self.locks / ".setup.lock", timeout=_BUSY_TIMEOUT_S):
+                self.conn = _connect(path)
+                try:
+                    _check_intact(self.conn, path)
+                    self.reader = SqliteSaver(self.conn)
+                    self.reader.setup()
+                except BaseException:
+                    self.conn.close()
+                    raise
+        except Timeout:
+            raise self.failure(
+                TimeoutError(f"another process held the store's setup for {_BUSY_TIMEOUT_S:g} s")
+            ) from None
         except (sqlite3.Error, OSError) as exc:
             raise self.failure(exc) from exc
 

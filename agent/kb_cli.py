@@ -11,7 +11,7 @@ import click
 from agent.config import load_settings
 from agent.errors import AgentError
 from agent.terminal import echo, echo_json
-from agent.user_text import user_text
+from agent.user_text import lines, user_text
 from retrieval import MODES, BuildOptions, Concept, Hit, KnowledgeBase, KnowledgeError, build
 from retrieval.vectors import KINDS
 
@@ -118,6 +118,7 @@ def _hit_record(rank: int, hit: Hit) -> dict:
 
 
 _SEARCH_EXAMPLE = 'vesalius kb search "water on the brain"'
+MAX_QUERIES = 100_000  # all are checked before the knowledge base opens, so they are held at once
 
 
 def _queries(query: str | None, queries) -> list[str]:
@@ -126,16 +127,20 @@ def _queries(query: str | None, queries) -> list[str]:
     stream = queries or (sys.stdin.buffer if not sys.stdin.isatty() else None)
     if stream is None:
         raise click.UsageError("give a QUERY, or --queries FILE (one per line; '-' for standard input)")
-    lines = []
-    for number, raw in enumerate(stream, start=1):
-        if raw.strip():
-            try:
-                lines.append(user_text(raw.decode("utf-8", "surrogateescape"), "query", _SEARCH_EXAMPLE))
-            except AgentError as exc:
-                raise AgentError(f"line {number}: {exc.problem}", exc.remedy) from None
-    if not lines:
+    found = []
+    for number, line in enumerate(lines(stream), start=1):
+        try:
+            if isinstance(line, AgentError):
+                raise line
+            if line.strip():
+                found.append(user_text(line, "query", _SEARCH_EXAMPLE))
+        except AgentError as exc:
+            raise AgentError(f"line {number}: {exc.problem}", exc.remedy) from None
+        if len(found) > MAX_QUERIES:
+            raise AgentError(f"over {MAX_QUERIES:,} queries in one run", "Split the input into several runs")
+    if not found:
         raise click.UsageError("no queries: the input had no non-empty line")
-    return lines
+    return found
 
 
 @kb.command()

@@ -69,6 +69,29 @@ def test_chat_refuses_one_bad_line_and_goes_on(cli_env, ct_path):
     assert "(turn 1)" in result.stdout and "(turn 2)" not in result.stdout
 
 
+def test_endless_input_lines_are_refused_without_hanging(cli_env, ct_path):
+    with open("/dev/zero", "rb") as zeros:  # a line that never ends
+        assert_refused(cli(cli_env, "kb", "search", "--queries", "/dev/zero"), "line 1: a line is over 64 KB long")
+        chat = CliRunner().invoke(main, ["chat", "--study", str(ct_path)], env=cli_env, input=zeros.read(8 * 2**20))
+    assert chat.exit_code == 0 and "a line is over 64 KB long" in chat.stderr, chat.stderr
+    assert "(turn" not in chat.stdout
+
+
+def test_configuration_that_is_not_a_plain_file_is_refused(cli_env, ct_path, tmp_path):
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    ask = ("ask", "--study", str(ct_path), "Is there an effusion?")
+    assert_refused(cli(cli_env | {"VESALIUS_CONFIG": str(fifo)}, *ask), "which is not a file")
+    huge = tmp_path / "huge.toml"
+    huge.write_text("# padding\n" * 200_000)
+    assert_refused(cli(cli_env | {"VESALIUS_CONFIG": str(huge)}, *ask), "is over 1024 KB")
+    data = Path(cli_env["VESALIUS_DATA_DIR"])
+    data.mkdir(parents=True)
+    os.mkfifo(data / "threads.sqlite")  # SQLite would wait for a writer for ever
+    assert_refused(cli(cli_env, *ask), "threads.sqlite is not a regular file")
+    assert_refused(cli(cli_env, "inspect", "--images", "-1", str(ct_path)), "--images -1 is negative")
+
+
 def test_a_mistyped_option_is_one_line_too(cli_env):
     assert_refused(cli(cli_env, "ask", "--series", "abc", "q"), "'abc' is not a valid integer", "ask --help")
     assert_refused(cli(cli_env, "kb", "search", "--top", "0", "q"), "--top 0 is out of range")
