@@ -77,16 +77,18 @@ class Deps:
         """The study at `path`, loaded once; with `fresh`, loaded again if the file changed since (the start of a
         turn asks for that; the nodes of the turn then all see the same study)."""
         key = _study_key(path, modality, series)
+        identity = _identity(key[0]) if fresh or key not in self._studies else None
         with self._studies_lock:
             cached = self._studies.get(key)
-            if cached is not None and not (fresh and cached[0] != _identity(key[0])):
+            if cached is not None and not (fresh and cached[0] != identity):
                 self._studies.move_to_end(key)
                 return cached[1]
-        identity = _identity(key[0])
+        if identity is None:  # evicted by another thread since the look above
+            identity = _identity(key[0])
         options = self.ingest_options()
         if series is not None:
             options = replace(options, series=series)
-        study = load_study(path, modality=modality, options=options)
+        study = load_study(path, modality=key[1], options=options)
         with self._studies_lock:
             self._studies[key] = (identity, study)
             while len(self._studies) > STUDY_CACHE_SIZE:

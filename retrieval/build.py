@@ -284,10 +284,13 @@ def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = 
     questions at once, or two `kb build` runs, would otherwise share one work directory."""
     try:
         root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(root / ".build.lock", timeout=BUILD_WAIT_S)
-        if progress and _held(lock):
-            print(f"vesalius: waiting for another build under {root} to finish", file=sys.stderr)
-        lock.acquire()
+        lock = FileLock(root / ".build.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if progress:
+                print(f"vesalius: waiting for another build under {root} to finish", file=sys.stderr)
+            lock.acquire(timeout=BUILD_WAIT_S)
     except Timeout:
         raise KnowledgeError(
             f"another process has been building under {root} for over {BUILD_WAIT_S / 60:.0f} minutes",
@@ -299,15 +302,6 @@ def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = 
         return _build(root, opts, progress, force)
     finally:
         lock.release()
-
-
-def _held(lock: FileLock) -> bool:
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
 
 
 def _build(root: Path, opts: BuildOptions, progress: bool, force: bool) -> BuildReport:

@@ -51,25 +51,17 @@ def test_concurrent_processes_on_one_thread_lose_no_turn(cli_env, ct_path):
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
     turns = sorted(json.loads(out)["turn"] for out, _ in outs)
     assert turns == [2, 3, 4]
-    with Vesalius_for(cli_env) as agent:
+    with agent_over(cli_env) as agent:
         history = agent.thread(thread)["history"]
     assert len(history) == 4
     assert sorted(h["question"] for h in history[1:]) == sorted(questions)
 
 
-class Vesalius_for:
-    """An agent in this process over the same folders a CLI environment uses."""
+def agent_over(env: dict[str, str]) -> Vesalius:
+    """An agent in this process over the same folders a CLI environment uses (close it with `with`)."""
+    from agent.config import load_settings
 
-    def __init__(self, env: dict[str, str]):
-        from agent.config import load_settings
-
-        self.agent = Vesalius(load_settings(env))
-
-    def __enter__(self) -> Vesalius:
-        return self.agent
-
-    def __exit__(self, *exc) -> None:
-        self.agent.close()
+    return Vesalius(load_settings(env))
 
 
 def test_concurrent_clients_of_one_agent_lose_no_turn(make_settings, ct_path):
@@ -127,7 +119,7 @@ def test_a_failed_turn_stores_nothing(make_settings, ct_path, monkeypatch):
 
 def test_a_damaged_store_is_refused_and_left_as_it_was(cli_env, ct_path, tmp_path):
     data = Path(cli_env["VESALIUS_DATA_DIR"])
-    with Vesalius_for(cli_env) as agent:
+    with agent_over(cli_env) as agent:
         for i in range(3):
             agent.ask(f"Is there an effusion {i}?", study=ct_path)
     db = data / "threads.sqlite"

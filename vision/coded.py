@@ -82,9 +82,9 @@ def uid(value: object, keyword: str, warnings: list[str]) -> str | None:
     return text
 
 
-def unit(value: object, keyword: str, warnings: list[str]) -> str | None:
+def unit(value: object, warnings: list[str]) -> str | None:
     """A unit code (RescaleType, ModalityLUTType: HU, OD, MGML ...): a short code, or None with a warning."""
-    return code(value, keyword, warnings)
+    return code(value, "the unit (RescaleType or ModalityLUTType)", warnings)
 
 
 def window_name(value: str | None) -> str | None:
@@ -107,7 +107,11 @@ def user_modality(value: str) -> str:
     return text
 
 
+def printable(text: str) -> str:
+    """Text whoever made a file (or typed a value) chose, for a message or a label: control characters become '?'."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def _shown(text: str) -> str:
     """A user's own value, shortened and without control characters, for an error message."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text[:24])
-    return repr(clean + ("..." if len(text) > 24 else ""))
+    return repr(printable(text[:24]) + ("..." if len(text) > 24 else ""))

@@ -249,5 +249,4 @@ def first_line(exc: BaseException) -> str:
     """An exception's first line for a message: pydicom's may quote an element's value, written by whoever made
     the file, so control characters are replaced and the length capped."""
     lines = str(exc).strip().splitlines()
-    line = lines[0][:200] if lines else type(exc).__name__
-    return "".join(ch if ch.isprintable() else "?" for ch in line)
+    return coded.printable(lines[0][:200] if lines else type(exc).__name__)

@@ -54,7 +54,7 @@ def load_file(
             source_frames=geo.frames,
             frame_shown=key,
             colour=volume.ndim == 4,
-            physical_unit=coded.code(unit, "the unit (RescaleType or ModalityLUTType)", notes),
+            physical_unit=coded.unit(unit, notes),
             slice_spacing_mm=_spacing_of_frames(ds, frames) if stack == "volume" else None,
             **header_facts(ds, record, notes),
         )
@@ -159,7 +159,6 @@ def decode_into(
 ) -> tuple[str | None, float]:
     """Decode frame `index` (or take its already decoded `raw`) into `out`, a view into the volume: no second
     copy of the study is ever held."""
-    check_syntax(ds, name)
     raw = px.decode(ds, name, index, source, fallback) if raw is None else raw
     if raw.ndim == 3 or str(ds.get("PhotometricInterpretation") or "") == "PALETTE COLOR":
         rgb, top = px.colour(ds, raw)

@@ -25,7 +25,7 @@ from vision import coded
 from vision import dicom_pixels as px
 from vision.deid import DeidRecord, deidentify, merge_records
 from vision.dicom_read import guarded, is_dicomdir, number, read_dataset
-from vision.dicom_study import decode_into, finish, header_facts, load_file
+from vision.dicom_study import check_syntax, decode_into, finish, header_facts, load_file
 from vision.errors import LimitError, StudyError
 from vision.options import IngestOptions
 from vision.sniff import HEAD_BYTES, is_dicom
@@ -173,7 +173,7 @@ def _declared_entries(stream: BinaryIO) -> int:
 def _shown_name(name: str) -> str:
     """A file's name as shown in notes, sources and the prompt: whoever made the archive or folder chose it, so
     control characters are replaced and its length capped."""
-    clean = "".join(ch if ch.isprintable() else "?" for ch in name)
+    clean = coded.printable(name)
     return clean if len(clean) <= 120 else f"{clean[:50]}...{clean[-50:]}"
 
 
@@ -396,6 +396,7 @@ def _stack(
             # Only the pixel module is read from this full parse; every identifying attribute was handled in
             # the de-identified header of the same file.
             ds = read_dataset(data, s.member.label)
+            check_syntax(ds, s.member.label)
             unit, top = decode_into(volume[i], ds, s.member.label, None, source=s.member.path)
     spacing = None
     header_notes: list[str] = []
@@ -414,7 +415,7 @@ def _stack(
         source_frames=len(slices),
         frame_shown=len(slices) // 2,
         colour=colour,
-        physical_unit=coded.code(unit, "the unit (RescaleType or ModalityLUTType)", header_notes),
+        physical_unit=coded.unit(unit, header_notes),
         slice_spacing_mm=spacing,
         **header_facts(first, record, header_notes),
     )

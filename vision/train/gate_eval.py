@@ -98,7 +98,7 @@ def gate_report(data: Path, out: Path, seed: int, epochs: int | None, version: s
         **describe("modality_gate"),
     )
     tensors = {f"net.{k}": v for k, v in model.state_dict().items()}
-    save_bundle(out, card, tensors)
+    save_bundle(out, card, tensors)  # written first: the runtime measurement below loads the gate from `out`
     # The whole runtime gate, as shipped, on every validation set: what users get, not what the network scores.
     runtime = gate_acceptance.report(data, out, seed)
     card.metrics["runtime_acceptance"] = {k: v["accepted"] for k, v in runtime["in_distribution"].items()}
