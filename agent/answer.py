@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
-
-from agent.router import RoutePlan
-from vision.deid import DeidRecord
-from vision.models.gate import StudyKind
-from vision.study import StudySummary
-from vision.tools.base import ToolResult
+from vesalius.agent.router import RoutePlan
+from vesalius.vision.deid import DeidRecord
+from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.study import StudySummary
+from vesalius.vision.tools.base import ToolResult
 
 SCHEMA_VERSION = "4"
 

@@ -10,15 +10,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-
-from agent.deps import Deps
-from agent.errors import AgentError
-from agent.service import user_path
-from vision.coded import user_modality
-from vision.errors import StudyError
-from vision.models.classifier import Probability, shown
-from vision.models.gate import StudyKind
-from vision.tools.base import AnomalyScore, Region
+from vesalius.agent.deps import Deps
+from vesalius.agent.errors import AgentError
+from vesalius.agent.service import user_path
+from vesalius.vision.coded import user_modality
+from vesalius.vision.errors import StudyError
+from vesalius.vision.models.classifier import Probability, shown
+from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.tools.base import AnomalyScore, Region
 
 
 class AnomalyRecord(AnomalyScore):

@@ -10,20 +10,19 @@ from importlib.metadata import version
 from pathlib import Path
 
 import click
-
-from agent.answer import Answer
-from agent.config import Settings, load_settings
-from agent.deps import Deps
-from agent.errors import AgentError
-from agent.inspect import inspection, render_inspection, write_images
-from agent.kb_cli import kb
-from agent.render import render_text
-from agent.service import Vesalius, user_path, writable_folder
-from agent.terminal import echo, echo_json
-from agent.user_text import lines
-from retrieval import KnowledgeError
-from vision import StudyError
-from vision.windows import PRESETS, auto_window, parse_window
+from vesalius.agent.answer import Answer
+from vesalius.agent.config import Settings, load_settings
+from vesalius.agent.deps import Deps
+from vesalius.agent.errors import AgentError
+from vesalius.agent.inspect import inspection, render_inspection, write_images
+from vesalius.agent.kb_cli import kb
+from vesalius.agent.render import render_text
+from vesalius.agent.service import Vesalius, user_path, writable_folder
+from vesalius.agent.terminal import echo, echo_json
+from vesalius.agent.user_text import lines
+from vesalius.retrieval import KnowledgeError
+from vesalius.vision import StudyError
+from vesalius.vision.windows import PRESETS, auto_window, parse_window
 
 USER_ERRORS = (AgentError, StudyError, KnowledgeError)
 DEMO_QUESTION = "Is there a pleural effusion on this CT, and what is the attenuation of the tissue?"
@@ -228,7 +227,7 @@ def inspect(path, modality, series, window, out, images, as_json) -> None:
 
 
 def _batch(paths, modality, heatmaps, as_json, outputs: set[str]) -> None:
-    from agent.batch import record_line, run_batch
+    from vesalius.agent.batch import record_line, run_batch
 
     failed = 0
     if heatmaps is not None:
@@ -306,7 +305,7 @@ def tools(as_json) -> None:
 def train(model, data, out, seed, epochs) -> None:
     """Rebuild MODEL from the shared data with a fixed seed: pneumonia, pneumoniamnist, breastmnist,
     modality_gate, or chest_anomaly (which reads the pneumonia network: train that first)."""
-    from vision.train.recipes import train as run
+    from vesalius.vision.train.recipes import train as run
 
     card = run(model, Path(data), out, seed, epochs)
     echo_json(json.dumps({"model": card.name, "version": card.version, "metrics": card.metrics}, indent=2))

@@ -15,8 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from agent.errors import AgentError
+from vesalius.agent.errors import AgentError
 
 _MAX_CONFIG_BYTES = 1024 * 1024
 

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 from langgraph.checkpoint.sqlite import SqliteSaver
-
-from agent.errors import AgentError
+from vesalius.agent.errors import AgentError
 
 THREAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BUSY_TIMEOUT_S = 30.0  # other processes commit a turn in milliseconds; this only rides out a busy disk

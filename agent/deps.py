@@ -12,17 +12,17 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from agent.config import Settings
-from agent.errors import AgentError
-from agent.vlm_client import VlmClient
-from retrieval import KnowledgeBase
-from vision import Study, load_study
-from vision.coded import user_modality
-from vision.deid import DeidOptions
-from vision.models.store import ModelStore
-from vision.options import IngestOptions
-from vision.tools import ToolRegistry
-from vision.windows import Window
+from vesalius.agent.config import Settings
+from vesalius.agent.errors import AgentError
+from vesalius.agent.vlm_client import VlmClient
+from vesalius.retrieval import KnowledgeBase
+from vesalius.vision import Study, load_study
+from vesalius.vision.coded import user_modality
+from vesalius.vision.deid import DeidOptions
+from vesalius.vision.models.store import ModelStore
+from vesalius.vision.options import IngestOptions
+from vesalius.vision.tools import ToolRegistry
+from vesalius.vision.windows import Window
 
 STUDY_CACHE_SIZE = 4
 

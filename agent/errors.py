@@ -1,12 +1,11 @@
 """Errors the agent raises for bad input or an unusable model server: a problem and what to do about it."""
 
-
-class AgentError(Exception):
-    def __init__(self, problem: str, remedy: str):
-        super().__init__(f"{problem}. {remedy}")
-        self.problem = problem
-        self.remedy = remedy
+from vesalius.errors import VesaliusError
 
 
-class ModelError(AgentError):
+class AgentError(VesaliusError):
+    """A question, a setting or a path the user gave that cannot be used."""
+
+
+class ModelServerError(AgentError):
     """The model server could not be reached or did not answer usefully."""

@@ -7,15 +7,14 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Checkpointer
-
-from agent.deps import Deps
-from agent.nodes.compose import compose
-from agent.nodes.ingest import ingest
-from agent.nodes.reason import reason
-from agent.nodes.retrieve import after_retrieve, retrieve
-from agent.nodes.route import after_route, route
-from agent.nodes.tools import run_tools
-from agent.state import AgentState
+from vesalius.agent.deps import Deps
+from vesalius.agent.nodes.compose import compose
+from vesalius.agent.nodes.ingest import ingest
+from vesalius.agent.nodes.reason import reason
+from vesalius.agent.nodes.retrieve import after_retrieve, retrieve
+from vesalius.agent.nodes.route import after_route, route
+from vesalius.agent.nodes.tools import run_tools
+from vesalius.agent.state import AgentState
 
 
 def _bind(fn: Callable[[AgentState, Deps], Any], deps: Deps) -> Callable[[AgentState], Any]:

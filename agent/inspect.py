@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.errors import AgentError
-from agent.render import deid_line
-from vision import Study
-from vision.deid import DeidRecord
-from vision.slices import choose_slices
-from vision.study import StudySummary
-from vision.windows import PRESETS
+from vesalius.agent.errors import AgentError
+from vesalius.agent.render import deid_line
+from vesalius.vision import Study
+from vesalius.vision.deid import DeidRecord
+from vesalius.vision.slices import choose_slices
+from vesalius.vision.study import StudySummary
+from vesalius.vision.windows import PRESETS
 
 
 def write_images(study: Study, out: Path, count: int) -> list[str]:

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import click
-
-from agent.config import load_settings
-from agent.errors import AgentError
-from agent.terminal import echo, echo_json
-from agent.user_text import lines, user_text
-from retrieval import MODES, BuildOptions, Concept, Hit, KnowledgeBase, KnowledgeError, build
-from retrieval.vectors import KINDS
+from vesalius.agent.config import load_settings
+from vesalius.agent.errors import AgentError
+from vesalius.agent.terminal import echo, echo_json
+from vesalius.agent.user_text import lines, user_text
+from vesalius.retrieval import MODES, BuildOptions, Concept, Hit, KnowledgeBase, KnowledgeError
+from vesalius.retrieval.build import build
+from vesalius.retrieval.vectors import KINDS
 
 _kb_dir = click.option(
     "--kb-dir",

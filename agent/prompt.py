@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from PIL import Image
-
-from agent.vlm_client import image_part
-from vision import Study
+from vesalius.agent.vlm_client import image_part
+from vesalius.vision import Study
 
 SYSTEM = (
     "You are Vesalius, a medical imaging assistant. Answer the question about the attached image. "

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.answer import Answer
-from vision.deid import DeidRecord
+from vesalius.agent.answer import Answer
+from vesalius.vision.deid import DeidRecord
 
 
 def codes_line(umls: str | None, snomed: list[str], icd10cm: list[str]) -> str:

@@ -87,7 +87,7 @@ _IMAGE_REF = ("this", "image", "scan", "study", "film", "picture", "x-ray", "xra
 _PATIENT = ("my ", " i ", "i'm", "am i", "should i", "worried", "worry", "serious", "scared", "will i")
 
 
-# CT window presets (vision.windows.PRESETS) and the tissue to look for (vision.slices.FOCI), by question stems;
+# CT window presets (vesalius.vision.windows.PRESETS) and the tissue to look for (vesalius.vision.slices.FOCI), by question stems;
 # the first entry that matches wins, so the specific (subdural) comes before the general (brain).
 _VIEWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("subdural", "blood", ("subdural", "extradural", "epidural")),

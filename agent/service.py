@@ -9,16 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
-from agent.answer import Answer
-from agent.config import Settings
-from agent.conversations import ConversationStore
-from agent.deps import Deps
-from agent.errors import AgentError
-from agent.graph import build_graph
-from agent.router import plan_route
-from agent.user_text import user_text
-from vision.slices import choose_slices
-from vision.windows import parse_window
+from vesalius.agent.answer import Answer
+from vesalius.agent.config import Settings
+from vesalius.agent.conversations import ConversationStore
+from vesalius.agent.deps import Deps
+from vesalius.agent.errors import AgentError
+from vesalius.agent.graph import build_graph
+from vesalius.agent.router import plan_route
+from vesalius.agent.user_text import user_text
+from vesalius.vision.slices import choose_slices
+from vesalius.vision.windows import parse_window
 
 
 class Vesalius:

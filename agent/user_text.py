@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from agent.errors import AgentError
-from agent.terminal import printable
+from vesalius.agent.errors import AgentError
+from vesalius.agent.terminal import printable
 
 MAX_QUESTION_CHARS = 4000
 MAX_LINE_BYTES = 64 * 1024

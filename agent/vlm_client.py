@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 from PIL import Image
 from pydantic import BaseModel
-
-from agent.errors import ModelError
+from vesalius.agent.errors import ModelServerError
 
 
 class ModelReply(BaseModel):
@@ -61,7 +60,7 @@ class VlmClient:
             data = self._request("GET", "/models")
             models = [m.get("id") for m in data.get("data", []) if m.get("id")]
             if not models:
-                raise ModelError(f"the model server at {self.base} lists no models", "Start it with --model DIR")
+                raise ModelServerError(f"the model server at {self.base} lists no models", "Start it with --model DIR")
             self._model = models[0]
         return self._model
 
@@ -78,7 +77,7 @@ class VlmClient:
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise ModelError(
+            raise ModelServerError(
                 f"the model server at {self.base} sent a reply without a message",
                 "Check that it is an OpenAI-compatible server",
             ) from exc
@@ -96,12 +95,12 @@ class VlmClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
-            raise ModelError(
+            raise ModelServerError(
                 f"the model server at {self.base} did not answer in time",
                 "Raise VESALIUS_VLM_TIMEOUT_S or check the server's load",
             ) from exc
         except httpx.HTTPError as exc:
-            raise ModelError(
+            raise ModelServerError(
                 f"cannot reach the model server at {self.base} ({type(exc).__name__})",
                 "Start the vLLM server, or unset VESALIUS_VLM_URL to answer from the tools alone",
             ) from exc
@@ -110,11 +109,11 @@ class VlmClient:
             remedy = "Check VESALIUS_VLM_MODEL and the server's log"
             if "context length" in detail or "max_model_len" in detail or "maximum" in detail:
                 remedy = "Start the server with a larger --max-model-len, or lower VESALIUS_VLM_MAX_TOKENS"
-            raise ModelError(f"the model server answered HTTP {response.status_code}: {detail}", remedy)
+            raise ModelServerError(f"the model server answered HTTP {response.status_code}: {detail}", remedy)
         try:
             return response.json()
         except ValueError as exc:
-            raise ModelError(
+            raise ModelServerError(
                 f"the model server at {self.base} did not answer with JSON", "Check VESALIUS_VLM_URL"
             ) from exc
 

@@ -27,11 +27,10 @@ from datetime import date
 from pathlib import Path
 
 from pydicom.data import get_testdata_file
-
-from agent.config import load_settings
-from agent.service import Vesalius
-from retrieval import KnowledgeBase
-from vision import load_study
+from vesalius.agent.config import load_settings
+from vesalius.agent.service import Vesalius
+from vesalius.retrieval import KnowledgeBase
+from vesalius.vision import load_study
 
 QUESTIONS = [
     "Is there a pleural effusion on this CT?",

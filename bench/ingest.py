@@ -30,11 +30,10 @@ from pydicom.pixels import pixel_array
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dicom_factory import write_series
-
-from vision import load_study
-from vision.deid import deidentify
-from vision.dicom_pixels import decoder_plugins
-from vision.options import IngestOptions
+from vesalius.vision import load_study
+from vesalius.vision.deid import deidentify
+from vesalius.vision.dicom_pixels import decoder_plugins
+from vesalius.vision.options import IngestOptions
 
 BUNDLED = [
     "CT_small.dcm",  # explicit VR little endian, 16-bit CT with rescale

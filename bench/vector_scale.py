@@ -3,11 +3,11 @@
     nice -n 10 .venv/bin/python bench/vector_scale.py --n 3000000 --sizes 20000,100000,1000000 [--out bench/VECTORS.md]
     .venv/bin/python bench/vector_scale.py --from-results /tmp/vesalius-vector-bench/results-n3000000-seed0.json
 
-For each size the index is planned and built by the product's own code (retrieval.vectors.plan_index/build_index):
+For each size the index is planned and built by the product's own code (vesalius.retrieval.vectors.plan_index/build_index):
 1. Clustered synthetic unit vectors (see `make_space`) are generated deterministically chunk by chunk and streamed into
    build_index; the same chunks update an exact top-k of every query (float32 inner product, chunk-wise, so memory
    stays bounded). Build time is the time inside build_index (train + add) less the time spent generating chunks.
-2. The index is saved; a fresh subprocess loads it (retrieval.vectors.load) and measures its resident memory (RSS
+2. The index is saved; a fresh subprocess loads it (vesalius.retrieval.vectors.load) and measures its resident memory (RSS
    after the load less RSS before it, with python, numpy and faiss already imported), then single-query latency
    (one query per call, warm) and recall@10 against the exact top 10, under the plan's settings and a sweep around them.
 3. Baseline, same run: exact search (IndexFlatIP, the product's small-collection path) over the same float32
@@ -35,8 +35,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 from tqdm import tqdm
-
-from retrieval.vectors import IndexPlan, build_index, load, plan_index, save, search
+from vesalius.retrieval.vectors import IndexPlan, build_index, load, plan_index, save, search
 
 CHUNK = 50_000  # vectors are a function of (seed, stream, chunk start): changing this changes the data
 COLLECTION, QUERIES, TRAINING = 1, 2, 3  # random streams

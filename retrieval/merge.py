@@ -13,9 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from retrieval.concepts import Concept, SourceRef
-from retrieval.records import Definition, Mapping, Relation, SourceConcept
-from retrieval.terms import normalize
+from vesalius.retrieval.concepts import Concept, SourceRef
+from vesalius.retrieval.records import Definition, Mapping, Relation, SourceConcept
+from vesalius.retrieval.terms import normalize
 
 # Which source's name, definition and CUI win when records disagree: the project's own text first (it carries the
 # plain-language explanation and urgency), then the licensed terminologies, then the open ontologies.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from retrieval.errors import KnowledgeError
+from vesalius.retrieval.errors import KnowledgeError
 
 Urgency = Literal["emergency", "urgent", "routine"]
 

@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-
-from retrieval import vectors
-from retrieval.build import BuildOptions, build, current_build
-from retrieval.concepts import Concept
-from retrieval.embedder import Embedder
-from retrieval.errors import KnowledgeError
-from retrieval.lexical import LexicalIndex
-from retrieval.store import ConceptStore
-from retrieval.terms import STOPWORDS, needs_capitals, spans, word_spans
+from vesalius.retrieval import vectors
+from vesalius.retrieval.build import BuildOptions, build, current_build
+from vesalius.retrieval.concepts import Concept
+from vesalius.retrieval.embedder import Embedder
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.lexical import LexicalIndex
+from vesalius.retrieval.store import ConceptStore
+from vesalius.retrieval.terms import STOPWORDS, needs_capitals, spans, word_spans
 
 Mode = Literal["linked", "hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = ("linked", "hybrid", "dense", "lexical")

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 
-from retrieval.terms import WORD
+from vesalius.retrieval.terms import WORD
 
 _WORD = re.compile(r"[a-z]+")
 MIN_LENGTH = 5  # shorter words have too many neighbours one edit away to guess between

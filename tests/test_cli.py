@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.answer import Answer
+from vesalius.agent.answer import Answer
 
 VESALIUS = str(Path(sys.executable).with_name("vesalius"))
 

@@ -1,9 +1,8 @@
 from pathlib import Path
 
 import pytest
-
-from agent.config import load_settings
-from agent.errors import AgentError
+from vesalius.agent.config import load_settings
+from vesalius.agent.errors import AgentError
 
 
 def test_precedence_defaults_file_env_flags(tmp_path):
@@ -56,8 +55,8 @@ def test_unknown_keys_in_the_file_are_refused(tmp_path):
 def test_deid_key_is_created_private_then_reused_and_a_short_one_refused(make_settings, tmp_path):
     import stat
 
-    from agent.deps import Deps
-    from agent.errors import AgentError
+    from vesalius.agent.deps import Deps
+    from vesalius.agent.errors import AgentError
 
     settings = make_settings()
     first = Deps.from_settings(settings).ingest_options().deid.key

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from agent.errors import AgentError
-from agent.service import Vesalius
+from vesalius.agent.errors import AgentError
+from vesalius.agent.service import Vesalius
 
 VESALIUS = str(Path(sys.executable).with_name("vesalius"))
 
@@ -59,7 +58,7 @@ def test_concurrent_processes_on_one_thread_lose_no_turn(cli_env, ct_path):
 
 def agent_over(env: dict[str, str]) -> Vesalius:
     """An agent in this process over the same folders a CLI environment uses (close it with `with`)."""
-    from agent.config import load_settings
+    from vesalius.agent.config import load_settings
 
     return Vesalius(load_settings(env))
 
@@ -106,7 +105,7 @@ def test_a_failed_turn_stores_nothing(make_settings, ct_path, monkeypatch):
         def broken(state, deps):
             raise RuntimeError("a bug while composing")
 
-        monkeypatch.setattr("agent.graph.compose", broken)
+        monkeypatch.setattr("vesalius.agent.graph.compose", broken)
         with pytest.raises(RuntimeError):
             agent.ask("What does that mean?", thread_id=thread)
         assert _rows(settings.threads_db, thread) == before  # no rows on the existing thread

@@ -19,12 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.data import get_testdata_file
-
-from vision import load_study
-from vision.models.card import WEIGHTS_DIR, load_bundle
-from vision.models.gate import CHEST_XRAY, OTHER
-from vision.models.store import ModelStore
-from vision.tools import ToolRegistry
+from vesalius.vision import load_study
+from vesalius.vision.models.card import WEIGHTS_DIR, load_bundle
+from vesalius.vision.models.gate import CHEST_XRAY, OTHER
+from vesalius.vision.models.store import ModelStore
+from vesalius.vision.tools import ToolRegistry
 
 MODEL_TOOLS = ("pneumonia_classifier", "chest_anomaly", "breast_ultrasound_classifier")
 
@@ -134,7 +133,7 @@ def test_no_model_runs_on_synthetic_images(registry, tmp_path, name):
 
 @pytest.mark.parametrize("picture", PHOTOS)
 def test_no_model_runs_on_photographs(registry, tmp_path, picture):
-    negatives = pytest.importorskip("vision.train.negatives")
+    negatives = pytest.importorskip("vesalius.vision.train.negatives")
     pytest.importorskip("skimage", reason="scikit-image (the test extra) bundles the photographs")
     image = negatives.skimage_image(picture)
     kind = assert_no_alarm(registry, load_study(_save(image, tmp_path, Path(picture).stem + ".png")))
@@ -260,7 +259,7 @@ def _slack(p: float, n: int) -> float:
 def test_validation_images_of_each_kind_are_still_accepted(registry, gate_card, shared_data, tmp_path):
     """A seeded sample of the Kermany films of validation patients and of BreastMNIST's validation thumbnails (as
     PNGs at their own 28 px): accepted at the card's rate (less chance), each with the card's minimum probability."""
-    from vision.train.datasets import kermany_files, medmnist
+    from vesalius.vision.train.datasets import kermany_files, medmnist
 
     rates = gate_card.metrics.get("runtime_acceptance")
     assert rates, "the gate's card reports no runtime_acceptance: retrain with `vesalius train modality_gate`"
@@ -299,7 +298,7 @@ def test_the_card_reports_acceptance_and_per_family_rejection(gate_card):
 
 
 def test_negatives_are_deterministic_and_validation_is_held_out():
-    negatives = pytest.importorskip("vision.train.negatives")
+    negatives = pytest.importorskip("vesalius.vision.train.negatives")
     pytest.importorskip("skimage", reason="scikit-image (the train and test extras) bundles the photographs")
     for family in negatives.FAMILIES:
         assert not set(family.train_pictures) & set(family.val_pictures), family.name
@@ -312,7 +311,7 @@ def test_negatives_are_deterministic_and_validation_is_held_out():
 
 
 def test_the_gate_never_trains_on_another_models_validation_images(shared_data):
-    from vision.train.datasets import gate_items, kermany_files
+    from vesalius.vision.train.datasets import gate_items, kermany_files
 
     paths, _, _, held = kermany_files(shared_data)
     validation_films = {p.name for p, h in zip(paths, held, strict=True) if h}

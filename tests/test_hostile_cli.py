@@ -19,8 +19,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-
-from agent.cli import main
+from vesalius.agent.cli import main
 
 VESALIUS = str(Path(sys.executable).with_name("vesalius"))
 ESCAPES = ("\x1b", "\x9b", "\x07", "\u202e")

@@ -26,13 +26,12 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.fileset import FileSet
 from pydicom.uid import DeflatedExplicitVRLittleEndian
-
-from vision import StudyError, coded, load_study
-from vision.errors import LimitError
-from vision.options import IngestOptions
-from vision.series import _file_id_parts
-from vision.sniff import is_dicom, kind_of
-from vision.source import Budget, open_regular
+from vesalius.vision import StudyError, coded, load_study
+from vesalius.vision.errors import LimitError
+from vesalius.vision.options import IngestOptions
+from vesalius.vision.series import _file_id_parts
+from vesalius.vision.sniff import is_dicom, kind_of
+from vesalius.vision.source import Budget, open_regular
 
 
 def _refused(path: Path, match: str, seconds: float = 3.0, **kwargs) -> StudyError:
@@ -45,7 +44,7 @@ def _refused(path: Path, match: str, seconds: float = 3.0, **kwargs) -> StudyErr
 
 
 def _meta_end(raw: bytes) -> int:
-    from vision.dicom_read import _meta_end
+    from vesalius.vision.dicom_read import _meta_end
 
     return _meta_end(raw)
 

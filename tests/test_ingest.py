@@ -9,9 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from pydicom.data import get_testdata_file
-
-from vision import StudyError, load_study
-from vision.options import IngestOptions
+from vesalius.vision import StudyError, load_study
+from vesalius.vision.options import IngestOptions
 
 
 def test_ct_is_in_hounsfield_units_and_rendered_8_bit(ct_path):

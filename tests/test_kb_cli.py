@@ -8,9 +8,8 @@ import time
 
 from terminology_files import OBO, write_snomed, write_umls
 from test_cli import VESALIUS, run
-
-from retrieval import KnowledgeBase
-from retrieval.build import current_build
+from vesalius.retrieval import KnowledgeBase
+from vesalius.retrieval.build import current_build
 
 
 def kb_env(cli_env, tmp_path):

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from vision.models.calibration import apply_platt, apply_temperature, fit_platt, fit_temperature
-from vision.models.metrics import (
+from vesalius.vision.models.calibration import apply_platt, apply_temperature, fit_platt, fit_temperature
+from vesalius.vision.models.metrics import (
     OperatingPoint,
     auroc,
     auroc_ci,
@@ -23,7 +22,7 @@ from vision.models.metrics import (
     reliability,
     roc_curve,
 )
-from vision.models.plots import plot_reliability, plot_roc, plot_score_histogram
+from vesalius.vision.models.plots import plot_reliability, plot_roc, plot_score_histogram
 
 
 def _brute_auroc(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from vision import load_study
-from vision.errors import ModelError
-from vision.models.card import WEIGHTS_DIR, load_bundle
-from vision.models.gate import CHEST_XRAY
-from vision.models.store import ModelStore
-from vision.tools import ToolRegistry
-from vision.train.datasets import kermany_files
+from vesalius.vision import load_study
+from vesalius.vision.errors import ModelWeightsError
+from vesalius.vision.models.card import WEIGHTS_DIR, load_bundle
+from vesalius.vision.models.gate import CHEST_XRAY
+from vesalius.vision.models.store import ModelStore
+from vesalius.vision.tools import ToolRegistry
+from vesalius.vision.train.datasets import kermany_files
 
 SHIPPED = ("pneumonia", "chest_anomaly", "modality_gate", "breastmnist", "pneumoniamnist")
 
@@ -62,9 +61,9 @@ def test_a_damaged_bundle_is_a_clear_error(tmp_path):
     for suffix in (".json", ".safetensors"):
         (tmp_path / f"pneumonia{suffix}").write_bytes((WEIGHTS_DIR / f"pneumonia{suffix}").read_bytes())
     (tmp_path / "pneumonia.safetensors").write_bytes(b"\x00" * 100)
-    with pytest.raises(ModelError, match="damaged.*vesalius train pneumonia"):
+    with pytest.raises(ModelWeightsError, match="damaged.*vesalius train pneumonia"):
         ModelStore(tmp_path).classifier("pneumonia")
-    with pytest.raises(ModelError, match="not in"):
+    with pytest.raises(ModelWeightsError, match="not in"):
         ModelStore(tmp_path).classifier("breastmnist")
 
 

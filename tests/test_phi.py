@@ -9,9 +9,8 @@ import shutil
 import warnings
 
 import pydicom
-
-from agent.service import Vesalius
-from vision import StudyError
+from vesalius.agent.service import Vesalius
+from vesalius.vision import StudyError
 
 # Random identifiers the agent and LangGraph mint (checkpoint UUIDs, thread ids): hex digits that can contain a
 # short numeric value such as a study time by chance, without carrying anything from the study.

@@ -6,10 +6,9 @@ import json
 
 import pytest
 import simple_icd_10_cm as cm
-
-from retrieval import BuildOptions, KnowledgeBase, KnowledgeError, build, load_knowledge
-from retrieval.build import current_build
-from retrieval.spelling import Speller
+from vesalius.retrieval import BuildOptions, KnowledgeBase, KnowledgeError, load_knowledge
+from vesalius.retrieval.build import build, current_build
+from vesalius.retrieval.spelling import Speller
 
 PNEUMOTHORAX, PLEURAL_EFFUSION, PNEUMONIA = "C0032326", "C0032227", "C0032285"
 

@@ -1,6 +1,5 @@
 import pytest
-
-from agent.router import plan_route
+from vesalius.agent.router import plan_route
 
 TOOLS = {
     "image_quality": frozenset({"quality"}),

@@ -9,10 +9,9 @@ import pytest
 from dicom_factory import order_marks, write_series
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from vision import StudyError, load_study
-from vision.options import IngestOptions
-from vision.slices import choose_slices
+from vesalius.vision import StudyError, load_study
+from vesalius.vision.options import IngestOptions
+from vesalius.vision.slices import choose_slices
 
 
 def test_folder_is_ordered_by_position_not_by_name_or_instance_number(tmp_path):

@@ -20,10 +20,9 @@ from terminology_files import (
     write_snomed,
     write_umls,
 )
-
-from retrieval.errors import KnowledgeError
-from retrieval.records import Definition, Problems, Relation, SourceConcept
-from retrieval.sources import (
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.records import Definition, Problems, Relation, SourceConcept
+from vesalius.retrieval.sources import (
     load_hpo,
     load_icd10cm,
     load_obo,
@@ -295,7 +294,7 @@ def test_umls_filters(umls_dir):
 def test_umls_release_and_absent_optional_files(tmp_path, caplog):
     folder = write_umls(tmp_path / "umls", MRDEF=None, MRREL=None)
     (folder / "release.dat").write_text("umls.release.name=2024AB\numls.release.description=Base Release\n")
-    with caplog.at_level(logging.WARNING, logger="retrieval.sources.umls"):
+    with caplog.at_level(logging.WARNING, logger="vesalius.retrieval.sources.umls"):
         concepts = by_id(load_umls(folder, Problems()))
     assert "MRDEF.RRF, MRREL.RRF absent" in caplog.text
     assert concepts["C0032285"].source == "UMLS 2024AB"
@@ -357,7 +356,7 @@ def test_snomed_concepts(tmp_path):
 
 
 def test_snomed_without_language_refset(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="retrieval.sources.snomed"):
+    with caplog.at_level(logging.WARNING, logger="vesalius.retrieval.sources.snomed"):
         concepts = by_id(load_snomed(write_snomed(tmp_path, language=False), Problems(), release="test"))
     assert "der2_cRefset_LanguageSnapshot absent" in caplog.text
     pneumonia = concepts["SCTID:233604007"]

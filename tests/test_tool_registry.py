@@ -10,14 +10,13 @@ import textwrap
 
 import pytest
 from test_cli import VESALIUS
-
-from vision.models.gate import StudyKind
-from vision.models.store import ModelStore
-from vision.tools import ToolRegistry, ToolResult
+from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.models.store import ModelStore
+from vesalius.vision.tools import ToolRegistry, ToolResult
 
 PLUGIN = textwrap.dedent(
     """
-    from vision.tools.base import ToolResult
+    from vesalius.vision.tools.base import ToolResult
 
     class LungBrightness:
         name = "lung_brightness"
@@ -89,7 +88,7 @@ def test_the_agent_routes_and_gates_a_plugin_tool(plugin_env, shared_data, ct_pa
 
 
 def test_a_tool_that_omits_its_declared_output_is_flagged(ct_path):
-    from vision import load_study
+    from vesalius.vision import load_study
 
     class Liar:
         name, description, applies_to = "liar", "declares probabilities, returns none", "anything"

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 from test_cli import VESALIUS
-
-from vision.models.card import load_bundle
-from vision.train.datasets import fold_of, kermany_files, kermany_patient
+from vesalius.vision.models.card import load_bundle
+from vesalius.vision.train.datasets import fold_of, kermany_files, kermany_patient
 
 
 def _train(model: str, out, data, env, *extra: str) -> subprocess.CompletedProcess:

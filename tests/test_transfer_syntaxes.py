@@ -35,8 +35,7 @@ import pydicom
 import pytest
 from pydicom import uid
 from pydicom.pixels.decoders.base import get_decoder
-
-from vision import StudyError, load_study
+from vesalius.vision import StudyError, load_study
 
 T = "dicom/pydicom-test-files"
 P = "dicom/pydicom-data"

@@ -11,9 +11,8 @@ import json
 import faiss
 import numpy as np
 import pytest
-
-from retrieval.errors import KnowledgeError
-from retrieval.vectors import FLAT_MAX_FLOATS, KINDS, LARGE_KIND, build_index, load, plan_index, save, search
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.vectors import FLAT_MAX_FLOATS, KINDS, LARGE_KIND, build_index, load, plan_index, save, search
 
 DIM = 64
 N = 6000

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 from PIL import Image
-
-from vision import load_study
-from vision.models.gate import StudyKind
-from vision.tools import ToolRegistry
-from vision.tools.ct_attenuation import BANDS
+from vesalius.vision import load_study
+from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.tools import ToolRegistry
+from vesalius.vision.tools.ct_attenuation import BANDS
 
 
 def _png(tmp_path, array, name="x.png"):

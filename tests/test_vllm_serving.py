@@ -19,9 +19,8 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
-
-from agent.errors import AgentError
-from agent.service import Vesalius
+from vesalius.agent.errors import AgentError
+from vesalius.agent.service import Vesalius
 
 REPO = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = Path(os.environ.get("VESALIUS_VLLM_PYTHON") or REPO / ".venv-vllm" / "bin" / "python")

@@ -6,9 +6,8 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
-
-from vision import StudyError, load_study
-from vision.windows import PRESETS, Window, parse_window, to_grey
+from vesalius.vision import StudyError, load_study
+from vesalius.vision.windows import PRESETS, Window, parse_window, to_grey
 
 
 def test_linear_window_follows_ps3_3_c_11_2_1_2():

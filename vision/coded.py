@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from vision.errors import StudyError
+from vesalius.vision.errors import StudyError
 
 _CS = re.compile(r"[A-Z0-9 _]{1,16}")
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")

@@ -16,12 +16,11 @@ from pydicom.encaps import get_frame
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import UID
-
-from vision import codestream, gdcm_fallback
-from vision.dicom_read import INTERRUPTS, first_line, number, text
-from vision.errors import StudyError
-from vision.options import IngestOptions
-from vision.windows import VoiLut, Window
+from vesalius.vision import codestream, gdcm_fallback
+from vesalius.vision.dicom_read import INTERRUPTS, first_line, number, text
+from vesalius.vision.errors import StudyError
+from vesalius.vision.options import IngestOptions
+from vesalius.vision.windows import VoiLut, Window
 
 # Which package decodes what (pydicom's decoder plugins), for the error a user sees when a file cannot be decoded.
 _JPEG_FAMILY = "1.2.840.10008.1.2.4."  # JPEG, JPEG-LS, JPEG 2000 and HTJ2K transfer syntaxes

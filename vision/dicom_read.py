@@ -17,10 +17,9 @@ from contextlib import contextmanager
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
-
-from vision import coded
-from vision.errors import StudyError
-from vision.source import Spool
+from vesalius.vision import coded
+from vesalius.vision.errors import StudyError
+from vesalius.vision.source import Spool
 
 # Decoders written in Rust (pylibjpeg-rle) raise pyo3's PanicException on damaged data, which derives from
 # BaseException: only these are let through, everything else a file can cause becomes a StudyError.

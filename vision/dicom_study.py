@@ -9,15 +9,14 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.uid import UID
-
-from vision import coded
-from vision import dicom_pixels as px
-from vision.deid import DeidRecord, deidentify
-from vision.dicom_read import guarded, has_pixels, no_pixels_error, number, text
-from vision.errors import StudyError
-from vision.options import IngestOptions
-from vision.study import FrameSource, Study, StudySummary
-from vision.windows import VoiLut, Window, auto_window
+from vesalius.vision import coded
+from vesalius.vision import dicom_pixels as px
+from vesalius.vision.deid import DeidRecord, deidentify
+from vesalius.vision.dicom_read import guarded, has_pixels, no_pixels_error, number, text
+from vesalius.vision.errors import StudyError
+from vesalius.vision.options import IngestOptions
+from vesalius.vision.study import FrameSource, Study, StudySummary
+from vesalius.vision.windows import VoiLut, Window, auto_window
 
 _WHOLE_DECODE_VALUES = 32_000_000  # up to ~64 MB of 16-bit stored values decoded at once for a native cine
 _AGE_UNITS = {"Y": 1.0, "M": 1 / 12, "W": 7 / 365.25, "D": 1 / 365.25}
@@ -114,7 +113,7 @@ def _named(window: Window) -> Window:
 
 def header_facts(ds: pydicom.Dataset, record: DeidRecord, warnings: list[str]) -> dict[str, Any]:
     """Summary fields read from a de-identified header (allow-listed attributes only). Coded values are checked
-    (vision.coded): one that is not valid is left out, as if absent, and noted in `warnings`; a dropped Modality
+    (vesalius.vision.coded): one that is not valid is left out, as if absent, and noted in `warnings`; a dropped Modality
     reads as OT, like a missing one, so the pixels, not the header's text, decide which models run."""
     tsyntax = coded.uid(getattr(ds, "file_meta", {}).get("TransferSyntaxUID"), "TransferSyntaxUID", warnings)
     return {

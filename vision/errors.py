@@ -1,16 +1,13 @@
 """The one error type vision raises for bad input: a problem and what to do about it."""
 
+from vesalius.errors import VesaliusError
 
-class StudyError(Exception):
+
+class StudyError(VesaliusError):
     """A study that cannot be read or used. `problem` says what is wrong, `remedy` what the user can do."""
 
-    def __init__(self, problem: str, remedy: str):
-        super().__init__(f"{problem}. {remedy}")
-        self.problem = problem
-        self.remedy = remedy
 
-
-class ModelError(StudyError):
+class ModelWeightsError(StudyError):
     """A shipped model that cannot be loaded or rebuilt (missing or damaged weights, missing training data)."""
 
 

@@ -27,7 +27,7 @@ def decode_file(path: Path) -> np.ndarray | None:
         return None
     try:
         child = subprocess.run(
-            [sys.executable, "-m", "vision.gdcm_fallback", str(path)],
+            [sys.executable, "-m", "vesalius.vision.gdcm_fallback", str(path)],
             capture_output=True,
             check=False,
             timeout=TIMEOUT_S + path.stat().st_size / 5e6,

@@ -13,13 +13,12 @@ from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
-
-from vision.dicom_read import first_line
-from vision.errors import StudyError
-from vision.options import IngestOptions
-from vision.source import CHUNK, too_large
-from vision.study import FrameSource, Study, StudySummary
-from vision.windows import Window, auto_window
+from vesalius.vision.dicom_read import first_line
+from vesalius.vision.errors import StudyError
+from vesalius.vision.options import IngestOptions
+from vesalius.vision.source import CHUNK, too_large
+from vesalius.vision.study import FrameSource, Study, StudySummary
+from vesalius.vision.windows import Window, auto_window
 
 _FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "TIFF": "tiff"}
 _OPEN_FORMATS = ("PNG", "JPEG", "TIFF")

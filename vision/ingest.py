@@ -2,7 +2,7 @@
 or fail with a `StudyError` that says what to do. What a path is comes from its content, not its name.
 
 Every input is treated as hostile until checked: only regular files and folders are read, a file's kind comes
-from its first bytes before the rest is read, and every read is bounded (vision.source).
+from its first bytes before the rest is read, and every read is bounded (vesalius.vision.source).
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
-from vision import coded, series
-from vision.dicom_read import guarded, is_dicomdir, not_dicom_error, read_dataset
-from vision.dicom_study import load_file
-from vision.errors import StudyError
-from vision.image_io import read_image
-from vision.options import IngestOptions
-from vision.sniff import HEAD_BYTES, kind_of
-from vision.source import open_regular, path_kind, read_head, read_limited
-from vision.study import Study
+from vesalius.vision import coded, series
+from vesalius.vision.dicom_read import guarded, is_dicomdir, not_dicom_error, read_dataset
+from vesalius.vision.dicom_study import load_file
+from vesalius.vision.errors import StudyError
+from vesalius.vision.image_io import read_image
+from vesalius.vision.options import IngestOptions
+from vesalius.vision.sniff import HEAD_BYTES, kind_of
+from vesalius.vision.source import open_regular, path_kind, read_head, read_limited
+from vesalius.vision.study import Study
 
 
 def load_study(path: str | Path, *, modality: str | None = None, options: IngestOptions | None = None) -> Study:

@@ -20,17 +20,16 @@ from typing import BinaryIO
 
 import numpy as np
 import pydicom
-
-from vision import coded
-from vision import dicom_pixels as px
-from vision.deid import DeidRecord, deidentify, merge_records
-from vision.dicom_read import guarded, is_dicomdir, number, read_dataset
-from vision.dicom_study import check_syntax, decode_into, finish, header_facts, load_file
-from vision.errors import LimitError, StudyError
-from vision.options import IngestOptions
-from vision.sniff import HEAD_BYTES, is_dicom
-from vision.source import Budget, Spool, TooLargeError, contained, open_regular, read_head
-from vision.study import FrameSource, Study, StudySummary
+from vesalius.vision import coded
+from vesalius.vision import dicom_pixels as px
+from vesalius.vision.deid import DeidRecord, deidentify, merge_records
+from vesalius.vision.dicom_read import guarded, is_dicomdir, number, read_dataset
+from vesalius.vision.dicom_study import check_syntax, decode_into, finish, header_facts, load_file
+from vesalius.vision.errors import LimitError, StudyError
+from vesalius.vision.options import IngestOptions
+from vesalius.vision.sniff import HEAD_BYTES, is_dicom
+from vesalius.vision.source import Budget, Spool, TooLargeError, contained, open_regular, read_head
+from vesalius.vision.study import FrameSource, Study, StudySummary
 
 
 @dataclass(frozen=True)

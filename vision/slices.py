@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from vision.errors import StudyError
-from vision.study import Study
+from vesalius.vision.errors import StudyError
+from vesalius.vision.study import Study
 
 # Hounsfield bands of the tissue each focus looks for (aerated lung, cortical bone, grey/white matter, fresh blood,
 # soft tissue of the abdomen and mediastinum).

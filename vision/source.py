@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from vision.errors import LimitError, StudyError
+from vesalius.vision.errors import LimitError, StudyError
 
 CHUNK = 1 << 20
 _NOT_REGULAR = "Open a DICOM file, a PNG/JPEG/TIFF, a zip, a DICOMDIR or a folder saved on disk"

@@ -11,10 +11,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel
-
-from vision.deid import DeidRecord
-from vision.errors import StudyError
-from vision.windows import VoiLut, Window, to_grey, to_uint8_range
+from vesalius.vision.deid import DeidRecord
+from vesalius.vision.errors import StudyError
+from vesalius.vision.windows import VoiLut, Window, to_grey, to_uint8_range
 
 
 class StudySummary(BaseModel):

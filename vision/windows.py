@@ -11,8 +11,7 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
-
-from vision.errors import StudyError
+from vesalius.vision.errors import StudyError
 
 
 class Window(BaseModel):

@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from agent.answer import Answer, Citation, LinkedConcept, ModelUse
-from agent.deps import Deps
-from agent.nodes.tools import NOT_NEEDED
-from agent.prompt import describe_view
-from agent.router import RoutePlan
-from agent.state import AgentState
-from vision.models.classifier import shown
-from vision.models.gate import StudyKind
-from vision.tools import not_applied
-from vision.tools.base import ToolResult
+from vesalius.agent.answer import Answer, Citation, LinkedConcept, ModelUse
+from vesalius.agent.deps import Deps
+from vesalius.agent.nodes.tools import NOT_NEEDED
+from vesalius.agent.prompt import describe_view
+from vesalius.agent.router import RoutePlan
+from vesalius.agent.state import AgentState
+from vesalius.vision.models.classifier import shown
+from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.tools import not_applied
+from vesalius.vision.tools.base import ToolResult
 
 NO_MODEL_NOTE = "No language model was used: this answer is composed from the tool measurements and the knowledge base."
 _MAX_MODEL_CHARS = 4000

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.deps import Deps
-from agent.state import AgentState
+from vesalius.agent.deps import Deps
+from vesalius.agent.state import AgentState
 
 
 def ingest(state: AgentState, deps: Deps) -> dict[str, Any]:

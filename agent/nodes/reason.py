@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.deps import Deps
-from agent.errors import ModelError
-from agent.prompt import build_messages, describe_view
-from agent.state import AgentState
+from vesalius.agent.deps import Deps
+from vesalius.agent.errors import ModelServerError
+from vesalius.agent.prompt import build_messages, describe_view
+from vesalius.agent.state import AgentState
 
 
 def reason(state: AgentState, deps: Deps) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def reason(state: AgentState, deps: Deps) -> dict[str, Any]:
     )
     try:
         reply = deps.vlm.chat(messages, max_tokens=deps.settings.vlm_max_tokens)
-    except ModelError as exc:
+    except ModelServerError as exc:
         if deps.settings.require_model:
             raise
         warning = f"{exc.problem}; answered from the tools and the knowledge base instead"

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.answer import Citation
-from agent.deps import Deps
-from agent.state import AgentState
-from retrieval import Hit
+from vesalius.agent.answer import Citation
+from vesalius.agent.deps import Deps
+from vesalius.agent.state import AgentState
+from vesalius.retrieval import Hit
 
 
 def retrieval_query(state: AgentState, deps: Deps) -> str:

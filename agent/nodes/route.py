@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.deps import Deps
-from agent.router import RoutePlan, plan_route
-from agent.state import AgentState
-from vision.slices import choose_slices
-from vision.study import Study
-from vision.windows import Window, parse_window, preset
+from vesalius.agent.deps import Deps
+from vesalius.agent.router import RoutePlan, plan_route
+from vesalius.agent.state import AgentState
+from vesalius.vision.slices import choose_slices
+from vesalius.vision.study import Study
+from vesalius.vision.windows import Window, parse_window, preset
 
 
 def route(state: AgentState, deps: Deps) -> dict[str, Any]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.deps import Deps
-from agent.state import AgentState
+from vesalius.agent.deps import Deps
+from vesalius.agent.state import AgentState
 
 NOT_NEEDED = "not needed for this question"
 

@@ -5,14 +5,14 @@ PyPI packages (`load_hpo`, `load_icd10cm`). Licensed releases the user brings: U
 and SNOMED CT RF2 Snapshot (`load_snomed`). Malformed lines go to a `Problems` (stop at the first, or skip and count).
 """
 
-from retrieval.sources.curies import is_curie, normalise_curie
-from retrieval.sources.hpo import load_hpo
-from retrieval.sources.icd10cm import load_icd10cm
-from retrieval.sources.obo import load_obo
-from retrieval.sources.snomed import load_snomed
-from retrieval.sources.sssom import MappingSet, load_sssom, mapping_set_info
-from retrieval.sources.textio import read_lines
-from retrieval.sources.umls import load_umls
+from vesalius.retrieval.sources.curies import is_curie, normalise_curie
+from vesalius.retrieval.sources.hpo import load_hpo
+from vesalius.retrieval.sources.icd10cm import load_icd10cm
+from vesalius.retrieval.sources.obo import load_obo
+from vesalius.retrieval.sources.snomed import load_snomed
+from vesalius.retrieval.sources.sssom import MappingSet, load_sssom, mapping_set_info
+from vesalius.retrieval.sources.textio import read_lines
+from vesalius.retrieval.sources.umls import load_umls
 
 __all__ = [
     "MappingSet",

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 
-from retrieval.errors import KnowledgeError
-from retrieval.records import Definition, Problems, SourceConcept
-from retrieval.sources.obo import load_obo
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.records import Definition, Problems, SourceConcept
+from vesalius.retrieval.sources.obo import load_obo
 
 LICENSE = "HPO licence: free to use with attribution; see https://hpo.jax.org/license"
 LINK = "https://hpo.jax.org/browse/term/{}"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from importlib import metadata, resources
 from types import ModuleType
 
-from retrieval.errors import KnowledgeError
-from retrieval.records import Relation, SourceConcept
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.records import Relation, SourceConcept
 
 LICENSE = "public domain (CDC NCHS)"
 _DATA_RELEASE = re.compile(r"([A-Z][a-z]+)-(?:\d{1,2}-)?(\d{4})")  # "icd10c-tabular-April-1-2026.xml" -> April 2026

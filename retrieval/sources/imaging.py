@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from retrieval.concepts import KnowledgeFile
-from retrieval.records import Definition, SourceConcept
+from vesalius.retrieval.concepts import KnowledgeFile
+from vesalius.retrieval.records import Definition, SourceConcept
 
 
 def imaging_records(kb: KnowledgeFile) -> Iterator[SourceConcept]:

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval.records import Definition, Problems, Relation, SourceConcept
-from retrieval.sources.curies import URL_PREFIXES, canonical_prefix, is_cui
-from retrieval.sources.licences import describe_licence
-from retrieval.sources.textio import read_lines
+from vesalius.retrieval.records import Definition, Problems, Relation, SourceConcept
+from vesalius.retrieval.sources.curies import URL_PREFIXES, canonical_prefix, is_cui
+from vesalius.retrieval.sources.licences import describe_licence
+from vesalius.retrieval.sources.textio import read_lines
 
 SYNONYM_SCOPES = frozenset({"EXACT", "RELATED", "BROAD", "NARROW"})
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

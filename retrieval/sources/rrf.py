@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.errors import KnowledgeError
-from retrieval.records import Problems
-from retrieval.sources.textio import read_lines
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.records import Problems
+from vesalius.retrieval.sources.textio import read_lines
 
 _CUI = re.compile(r"C\d{7}")
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval.errors import KnowledgeError
-from retrieval.records import Definition, Problems, Relation, SourceConcept
-from retrieval.sources.textio import read_lines
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.records import Definition, Problems, Relation, SourceConcept
+from vesalius.retrieval.sources.textio import read_lines
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.errors import KnowledgeError
-from retrieval.records import Mapping, Problems
-from retrieval.sources.curies import is_curie, normalise_curie
-from retrieval.sources.licences import describe_licence
-from retrieval.sources.textio import read_lines
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.records import Mapping, Problems
+from vesalius.retrieval.sources.curies import is_curie, normalise_curie
+from vesalius.retrieval.sources.licences import describe_licence
+from vesalius.retrieval.sources.textio import read_lines
 
 REQUIRED_COLUMNS = ("subject_id", "predicate_id", "object_id")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from retrieval.errors import KnowledgeError
-from retrieval.records import Problems
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.records import Problems
 
 _GZIP_MAGIC = b"\x1f\x8b"
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.errors import KnowledgeError
-from retrieval.records import Definition, Problems, Relation, SourceConcept
-from retrieval.sources.rrf import Cursor, Row, RrfLayout, grouped, rows
+from vesalius.retrieval.errors import KnowledgeError
+from vesalius.retrieval.records import Definition, Problems, Relation, SourceConcept
+from vesalius.retrieval.sources.rrf import Cursor, Row, RrfLayout, grouped, rows
 
 log = logging.getLogger(__name__)
 

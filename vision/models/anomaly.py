@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, Field
 from scipy import ndimage
-
-from vision.models.card import Card
-from vision.models.net import CompactResNet
-from vision.models.preprocess import standardise, to_grey_array
+from vesalius.vision.models.card import Card
+from vesalius.vision.models.net import CompactResNet
+from vesalius.vision.models.preprocess import standardise, to_grey_array
 
 TOP_FRACTION = 0.05  # share of patches averaged into the image score
 

@@ -14,8 +14,7 @@ import torch
 from pydantic import BaseModel, Field
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-
-from vision.errors import ModelError
+from vesalius.vision.errors import ModelWeightsError
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
@@ -65,7 +64,7 @@ def save_bundle(directory: Path, card: Card, tensors: dict[str, torch.Tensor]) -
 def load_bundle(directory: Path, name: str) -> tuple[Card, dict[str, torch.Tensor]]:
     card_path, weights_path = directory / f"{name}.json", directory / f"{name}.safetensors"
     if not card_path.exists() or not weights_path.exists():
-        raise ModelError(
+        raise ModelWeightsError(
             f"the model '{name}' is not in {directory}",
             "Reinstall Vesalius, or rebuild it with `vesalius train " + name + "`",
         )
@@ -73,7 +72,7 @@ def load_bundle(directory: Path, name: str) -> tuple[Card, dict[str, torch.Tenso
         card = Card.model_validate(json.loads(card_path.read_text()))
         tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in load_file(str(weights_path)).items()}
     except (ValueError, OSError, SafetensorError) as exc:
-        raise ModelError(
+        raise ModelWeightsError(
             f"the model '{name}' in {directory} is damaged ({exc})", f"Rebuild it with `vesalius train {name}`"
         ) from exc
     return card, tensors

@@ -6,11 +6,10 @@ import numpy as np
 import torch
 from PIL import Image
 from pydantic import BaseModel, Field
-
-from vision.models.calibration import apply_platt, apply_temperature
-from vision.models.card import Calibration, Card
-from vision.models.net import CompactResNet
-from vision.models.preprocess import to_tensor
+from vesalius.vision.models.calibration import apply_platt, apply_temperature
+from vesalius.vision.models.card import Calibration, Card
+from vesalius.vision.models.net import CompactResNet
+from vesalius.vision.models.preprocess import to_tensor
 
 
 class Probability(BaseModel):

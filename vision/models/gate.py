@@ -21,9 +21,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
-
-from vision.image_io import is_grey_rgb
-from vision.models.classifier import CalibratedClassifier, shown
+from vesalius.vision.image_io import is_grey_rgb
+from vesalius.vision.models.classifier import CalibratedClassifier, shown
 
 CHEST_XRAY = "chest_xray_frontal"
 OTHER = "other"  # the image gate's class for images of none of the kinds it knows

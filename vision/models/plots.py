@@ -14,8 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from vision.models.metrics import Reliability
+from vesalius.vision.models.metrics import Reliability
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

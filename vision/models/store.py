@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
-from vision.models.anomaly import AnomalyDetector
-from vision.models.card import WEIGHTS_DIR, Card, load_bundle
-from vision.models.classifier import CalibratedClassifier
-from vision.models.gate import Gate
-from vision.models.net import CompactResNet, NetConfig
+from vesalius.vision.models.anomaly import AnomalyDetector
+from vesalius.vision.models.card import WEIGHTS_DIR, Card, load_bundle
+from vesalius.vision.models.classifier import CalibratedClassifier
+from vesalius.vision.models.gate import Gate
+from vesalius.vision.models.net import CompactResNet, NetConfig
 
 
 class ModelStore:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from vision.models.gate import StudyKind
-from vision.study import Study
-from vision.tools.base import Region, ToolResult
-from vision.tools.overlay import write_overlay
+from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.study import Study
+from vesalius.vision.tools.base import Region, ToolResult
+from vesalius.vision.tools.overlay import write_overlay
 
 _GRID = 16  # blocks per side: coarse enough to average out noise, fine enough to point somewhere useful
 _THRESHOLD = 2.5  # robust z above which a block is reported

@@ -1,5 +1,5 @@
 """What every vision tool is, declares and returns. The agent lists and calls tools only through this seam
-(vision.tools.registry), so a new tool plugs in without changes to the agent."""
+(vesalius.vision.tools.registry), so a new tool plugs in without changes to the agent."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
-
-from vision.models.classifier import Probability
-from vision.models.gate import StudyKind
-from vision.study import Study
+from vesalius.vision.models.classifier import Probability
+from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.study import Study
 
 # What a question can ask of the image; each tool declares which of these it answers (the router matches them).
 Intent = Literal["abnormality", "measurement", "quality"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from vision.models.gate import StudyKind
-from vision.study import Study
-from vision.tools.base import ToolResult
+from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.study import Study
+from vesalius.vision.tools.base import ToolResult
 
 # Conventional HU ranges; boundaries overlap in reality (partial volume), so these are coarse bands.
 BANDS: tuple[tuple[str, float, float], ...] = (

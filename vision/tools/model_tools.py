@@ -1,17 +1,17 @@
-"""Vision tools backed by the project's trained models (vision.models): calibrated classifiers and the chest
+"""Vision tools backed by the project's trained models (vesalius.vision.models): calibrated classifiers and the chest
 anomaly detector. Each runs only on the kind of study its model was trained on, as the gate decides."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from vision.models.card import Card
-from vision.models.classifier import shown
-from vision.models.gate import CHEST_XRAY, StudyKind
-from vision.models.store import ModelStore
-from vision.study import Study
-from vision.tools.base import AnomalyScore, ModelInfo, Region, ToolResult
-from vision.tools.overlay import write_overlay
+from vesalius.vision.models.card import Card
+from vesalius.vision.models.classifier import shown
+from vesalius.vision.models.gate import CHEST_XRAY, StudyKind
+from vesalius.vision.models.store import ModelStore
+from vesalius.vision.study import Study
+from vesalius.vision.tools.base import AnomalyScore, ModelInfo, Region, ToolResult
+from vesalius.vision.tools.overlay import write_overlay
 
 _SIDE_NOTE = "on a standard frontal film the image left is the patient's right"
 

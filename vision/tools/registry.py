@@ -1,7 +1,7 @@
 """The tool registry: the built-in tools plus any installed plugin, and the gate that decides what applies.
 
 A plugin is a distribution with an entry point in the group `vesalius.tools` naming a callable that takes the
-ModelStore and returns a tool (or a list of tools) following `vision.tools.base.VisionTool`. In pyproject.toml:
+ModelStore and returns a tool (or a list of tools) following `vesalius.vision.tools.base.VisionTool`. In pyproject.toml:
 
     [project.entry-points."vesalius.tools"]
     my_segmenter = "my_package.tools:make_tools"
@@ -16,15 +16,16 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from pydantic import BaseModel
-
-from vision.models.gate import TRAINED_KINDS, StudyKind, kind_from_tags, screen
-from vision.models.store import ModelStore
-from vision.study import Study
-from vision.tools.asymmetry_map import AsymmetryMap
-from vision.tools.base import ToolResult, VisionTool, not_applied
-from vision.tools.ct_attenuation import CtAttenuation
-from vision.tools.image_quality import ImageQuality
-from vision.tools.model_tools import BreastUltrasoundClassifier, ChestAnomaly, PneumoniaClassifier
+from vesalius.vision.models.gate import TRAINED_KINDS, StudyKind, kind_from_tags, screen
+from vesalius.vision.models.store import ModelStore
+from vesalius.vision.study import Study
+from vesalius.vision.tools.asymmetry_map import AsymmetryMap
+from vesalius.vision.tools.base import ToolResult, VisionTool, not_applied
+from vesalius.vision.tools.ct_attenuation import CtAttenuation
+from vesalius.vision.tools.image_quality import ImageQuality
+from vesalius.vision.tools.model_tools import BreastUltrasoundClassifier, ChestAnomaly, PneumoniaClassifier
+from vesalius.vision.tools.old_names import REMOVED_IN
+from vesalius.vision.tools.old_names import install as old_names_install
 
 ENTRY_POINT_GROUP = "vesalius.tools"
 _FILLED = {
@@ -79,18 +80,26 @@ class ToolRegistry:
             if not hasattr(tool, a)
         ]
         if missing:
-            raise TypeError(f"tool {tool!r} lacks {', '.join(missing)} (see vision.tools.base.VisionTool)")
+            raise TypeError(f"tool {tool!r} lacks {', '.join(missing)} (see vesalius.vision.tools.base.VisionTool)")
         if tool.name in self.tools:
             raise ValueError(f"two tools are called '{tool.name}' ({self.sources.get(tool.name)} and {source})")
         self.tools[tool.name] = tool
         self.sources[tool.name] = source
 
     def load_plugins(self) -> None:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found = entry_points(group=ENTRY_POINT_GROUP)
+        old_names = old_names_install() if found else None
+        for ep in found:
+            before = len(old_names.used) if old_names else 0
             try:
                 made = ep.load()(self.store)
                 for tool in made if isinstance(made, list | tuple) else [made]:
                     self.add(tool, f"plugin {ep.name} ({ep.value})")
+                if old_names and (used := old_names.used[before:]):
+                    self.problems.append(
+                        f"tool plugin '{ep.name}' imports {', '.join(sorted(set(used)))} by the old name; it works "
+                        f"until Vesalius {REMOVED_IN}: import them from vesalius.{used[0].split('.')[0]} instead"
+                    )
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not take the built-in tools down with it
                 self.problems.append(
                     f"tool plugin '{ep.name}' ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
@@ -115,7 +124,7 @@ class ToolRegistry:
 
     def kind(self, study: Study) -> StudyKind:
         """Pixel checks for every study, then tags; the gate network runs where tags do not settle the kind, and
-        where they settle it as a kind a trained model reads (vision.models.gate)."""
+        where they settle it as a kind a trained model reads (vesalius.vision.models.gate)."""
         if (refused := screen(study.image)) is not None:
             return refused
         s = study.summary

@@ -7,16 +7,22 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
-
-from vision.errors import ModelError
-from vision.models.anomaly import NormalMemory, PatchFeatures, greedy_coreset, image_scores, patch_features, smooth
-from vision.models.card import Card, save_bundle
-from vision.models.metrics import auroc, auroc_ci, confusion_at, roc_curve
-from vision.models.net import CompactResNet
-from vision.models.plots import plot_roc, plot_score_histogram
-from vision.models.store import ModelStore
-from vision.train import datasets
-from vision.train.cards import LICENCES, describe
+from vesalius.vision.errors import ModelWeightsError
+from vesalius.vision.models.anomaly import (
+    NormalMemory,
+    PatchFeatures,
+    greedy_coreset,
+    image_scores,
+    patch_features,
+    smooth,
+)
+from vesalius.vision.models.card import Card, save_bundle
+from vesalius.vision.models.metrics import auroc, auroc_ci, confusion_at, roc_curve
+from vesalius.vision.models.net import CompactResNet
+from vesalius.vision.models.plots import plot_roc, plot_score_histogram
+from vesalius.vision.models.store import ModelStore
+from vesalius.vision.train import datasets
+from vesalius.vision.train.cards import LICENCES, describe
 
 MEMORY_SIZE = 8192
 SAMPLE_PATCHES = 200_000  # the coreset is chosen among this many random normal patches
@@ -54,7 +60,7 @@ def _label_free_auroc(out: Path, ds: datasets.Dataset, spec: PatchFeatures, seed
     learnt from pneumonia labels add. Reported beside the shipped numbers, not shipped."""
     try:
         gate_net = _backbone(out, "modality_gate")
-    except ModelError:
+    except ModelWeightsError:
         return {}
     _, _, scores = evaluate_backbone(gate_net, ds, spec, seed)
     return {"auroc_with_label_free_backbone": round(auroc(ds.val.labels, scores), 4)}
@@ -65,8 +71,8 @@ def fit_anomaly(data: Path, out: Path, seed: int, version: str, backbone: str = 
     spec = PatchFeatures(seed=seed)
     try:
         net = _backbone(out, backbone)
-    except ModelError as exc:
-        raise ModelError(
+    except ModelWeightsError as exc:
+        raise ModelWeightsError(
             f"the anomaly detector reads the '{backbone}' network, which is missing",
             f"Run `vesalius train {backbone}` first",
         ) from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vision.models.card import Card
+from vesalius.vision.models.card import Card
 
 _KERMANY = "Kermany et al., Cell 2018, data CC BY 4.0 (attribute the authors)"
 _MEDMNIST = "MedMNIST v2, Yang et al., Sci Data 2023, CC BY 4.0"

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
-
-from vision.errors import ModelError
-from vision.models.gate import looks_coloured
-from vision.models.preprocess import to_grey_array
+from vesalius.vision.errors import ModelWeightsError
+from vesalius.vision.models.gate import looks_coloured
+from vesalius.vision.models.preprocess import to_grey_array
 
 LABELS_DIR = Path(__file__).with_name("labels")
 
@@ -42,7 +41,9 @@ class Dataset:
 
 def require(path: Path, what: str) -> Path:
     if not path.exists():
-        raise ModelError(f"{what} not found at {path}", "Point --data at the shared data folder (../shared/data)")
+        raise ModelWeightsError(
+            f"{what} not found at {path}", "Point --data at the shared data folder (../shared/data)"
+        )
     return path
 
 
@@ -56,7 +57,9 @@ def kermany_patient(name: str) -> str:
         return f"normal-{m.group(1) or ''}{m.group(2)}"
     if m := _PNEUMONIA_ID.match(name):
         return f"pneumonia-{m.group(1)}"
-    raise ModelError(f"cannot read a patient id from the Kermany file name {name!r}", "Use the original file names")
+    raise ModelWeightsError(
+        f"cannot read a patient id from the Kermany file name {name!r}", "Use the original file names"
+    )
 
 
 def split_groups(groups: Sequence[str], labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -212,13 +215,13 @@ def open_item(item: GateItem) -> Image.Image:
 
 def gate(data: Path, *, size: int = 224, seed: int = 0, per_source_limit: int = 700) -> Dataset:
     """Images of each kind the project may be shown, labelled by what they are (never by what disease they show),
-    and images of none of those kinds (`other`: vision.train.negatives).
+    and images of none of those kinds (`other`: vesalius.vision.train.negatives).
 
     Chest X-rays: Kermany (capped; both folders, the gate never sees a disease label) and VQA-RAD frontal films;
     CT and MRI: VQA-RAD, hand-labelled (labels/vqa_rad_modality.csv); ultrasound: BreastMNIST; pathology: PathVQA.
     VQA-RAD has no radiographs of other body parts, so no such image is in any class: DICOM tags decide those.
     """
-    from vision.train.negatives import negatives  # scikit-image: only training needs it
+    from vesalius.vision.train.negatives import negatives  # scikit-image: only training needs it
 
     items = gate_items(data, seed=seed, per_source_limit=per_source_limit)
     train_negatives, val_negatives = list(negatives("train", seed)), list(negatives("val", seed))

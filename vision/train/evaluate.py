@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from vision.models.calibration import fit_platt, fit_temperature
-from vision.models.card import Calibration
-from vision.models.classifier import calibrate
-from vision.models.metrics import (
+from vesalius.vision.models.calibration import fit_platt, fit_temperature
+from vesalius.vision.models.card import Calibration
+from vesalius.vision.models.classifier import calibrate
+from vesalius.vision.models.metrics import (
     auroc,
     auroc_ci,
     brier,
@@ -25,7 +24,7 @@ from vision.models.metrics import (
     reliability,
     roc_curve,
 )
-from vision.models.plots import plot_reliability, plot_roc
+from vesalius.vision.models.plots import plot_reliability, plot_roc
 
 MIN_SENSITIVITY = 0.95  # screening operating point: a missed disease costs more than a second look
 

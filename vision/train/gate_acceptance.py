@@ -3,10 +3,10 @@
 In-distribution: the share of each validation set the gate accepts as its own kind, so the models that read it
 run (Kermany films of the pneumonia model's validation patients, BreastMNIST's official validation thumbnails at
 their own 28 px, the gate's held-out images of each class). Out of distribution: for each family of held-out
-negative images (vision.train.negatives), the share on which no trained model runs and the number of alarms (a
+negative images (vesalius.vision.train.negatives), the share on which no trained model runs and the number of alarms (a
 probability above its screening threshold, or an unusual anomaly score).
 
-    python -m vision.train.gate_acceptance --data ../shared/data [--models DIR] [--json out.json]
+    python -m vesalius.vision.train.gate_acceptance --data ../shared/data [--models DIR] [--json out.json]
 
 Every image goes through `ToolRegistry.kind` (and, for negatives, `ToolRegistry.run`) exactly as a study would.
 """
@@ -21,14 +21,13 @@ from pathlib import Path
 
 from PIL import Image
 from tqdm import tqdm
-
-from vision.image_io import read_image
-from vision.models.gate import CHEST_XRAY, Gate
-from vision.models.store import ModelStore
-from vision.options import IngestOptions
-from vision.study import Study
-from vision.tools.registry import ToolRegistry
-from vision.train import datasets
+from vesalius.vision.image_io import read_image
+from vesalius.vision.models.gate import CHEST_XRAY, Gate
+from vesalius.vision.models.store import ModelStore
+from vesalius.vision.options import IngestOptions
+from vesalius.vision.study import Study
+from vesalius.vision.tools.registry import ToolRegistry
+from vesalius.vision.train import datasets
 
 MODEL_TOOLS = ("pneumonia_classifier", "chest_anomaly", "breast_ultrasound_classifier")
 
@@ -102,7 +101,7 @@ def in_distribution(registry: ToolRegistry, data: Path, seed: int = 0) -> dict:
 
 
 def out_of_distribution(registry: ToolRegistry, seed: int = 0, part: str = "val") -> dict:
-    from vision.train.negatives import FAMILIES, negatives
+    from vesalius.vision.train.negatives import FAMILIES, negatives
 
     per = defaultdict(lambda: {"n": 0, "no_model_runs": 0, "not_a_known_kind": 0, "alarms": 0, "kinds": {}})
     known = set(datasets.GATE_CLASSES) - {"other"}

@@ -6,16 +6,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from vision.models.calibration import apply_temperature, fit_temperature
-from vision.models.card import Calibration, Card, save_bundle
-from vision.models.gate import CHEST_XRAY, MIN_PROBABILITY, OTHER, TAG_VETO_OTHER, decide, min_probability_for
-from vision.models.metrics import reliability
-from vision.models.net import NetConfig
-from vision.models.plots import plot_reliability
-from vision.train import datasets, gate_acceptance
-from vision.train.cards import LICENCES, describe
-from vision.train.trainer import Recipe, predict_logits, train_classifier
+from vesalius.vision.models.calibration import apply_temperature, fit_temperature
+from vesalius.vision.models.card import Calibration, Card, save_bundle
+from vesalius.vision.models.gate import CHEST_XRAY, MIN_PROBABILITY, OTHER, TAG_VETO_OTHER, decide, min_probability_for
+from vesalius.vision.models.metrics import reliability
+from vesalius.vision.models.net import NetConfig
+from vesalius.vision.models.plots import plot_reliability
+from vesalius.vision.train import datasets, gate_acceptance
+from vesalius.vision.train.cards import LICENCES, describe
+from vesalius.vision.train.trainer import Recipe, predict_logits, train_classifier
 
 
 def gate_report(data: Path, out: Path, seed: int, epochs: int | None, version: str) -> Card:
@@ -35,7 +34,7 @@ def gate_report(data: Path, out: Path, seed: int, epochs: int | None, version: s
     predicted = probs.argmax(1)
     chest = ds.classes.index(CHEST_XRAY)
     min_probability = {c: min_probability_for(c) for c in ds.classes if c != OTHER}
-    # The runtime rule (vision.models.gate.decide) on the cross-fitted probabilities: what the gate would do.
+    # The runtime rule (vesalius.vision.models.gate.decide) on the cross-fitted probabilities: what the gate would do.
     decided = [
         decide(dict(zip(ds.classes, p.tolist(), strict=True)), coloured=bool(c), min_probability=min_probability)[0]
         for p, c in zip(probs, ds.val.colour, strict=True)

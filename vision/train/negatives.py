@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
-
-from vision.errors import ModelError
+from vesalius.vision.errors import ModelWeightsError
 
 Rng = np.random.Generator
 
@@ -29,7 +28,7 @@ def skimage_data_dir() -> Path:
     try:
         import skimage.data
     except ImportError as exc:  # pragma: no cover - the message is the point
-        raise ModelError(
+        raise ModelWeightsError(
             "scikit-image is not installed: the modality gate's negative examples include its bundled photographs",
             "Install the training extra: pip install 'vesalius[train]' (or scikit-image>=0.22)",
         ) from exc

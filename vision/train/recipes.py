@@ -9,17 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from vision.errors import ModelError
-from vision.models.card import WEIGHTS_DIR, Card, save_bundle
-from vision.models.classifier import calibrate
-from vision.models.net import CompactResNet, NetConfig
-from vision.train import datasets
-from vision.train.anomaly_fit import fit_anomaly
-from vision.train.cards import LICENCES, describe, write_markdown
-from vision.train.evaluate import binary_report
-from vision.train.gate_eval import gate_report
-from vision.train.trainer import Recipe, predict_logits, train_classifier
+from vesalius.vision.errors import ModelWeightsError
+from vesalius.vision.models.card import WEIGHTS_DIR, Card, save_bundle
+from vesalius.vision.models.classifier import calibrate
+from vesalius.vision.models.net import CompactResNet, NetConfig
+from vesalius.vision.train import datasets
+from vesalius.vision.train.anomaly_fit import fit_anomaly
+from vesalius.vision.train.cards import LICENCES, describe, write_markdown
+from vesalius.vision.train.evaluate import binary_report
+from vesalius.vision.train.gate_eval import gate_report
+from vesalius.vision.train.trainer import Recipe, predict_logits, train_classifier
 
 VERSION = "1.0"
 
@@ -140,6 +139,6 @@ def train(name: str, data: Path, out: Path | None = None, seed: int = 0, epochs:
     elif name == "chest_anomaly":
         card = fit_anomaly(data, out, seed, VERSION)
     else:
-        raise ModelError(f"no model called '{name}'", f"Choose one of: {', '.join(MODELS)}")
+        raise ModelWeightsError(f"no model called '{name}'", f"Choose one of: {', '.join(MODELS)}")
     write_markdown(card, out)
     return card

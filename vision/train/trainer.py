@@ -12,10 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
-
-from vision.models.net import CompactResNet, NetConfig
-from vision.models.preprocess import standardise
-from vision.train.augment import augment
+from vesalius.vision.models.net import CompactResNet, NetConfig
+from vesalius.vision.models.preprocess import standardise
+from vesalius.vision.train.augment import augment
 
 
 @dataclass(frozen=True)
