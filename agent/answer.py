@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
 from vesalius.agent.router import RoutePlan
-from vesalius.vision.deid import DeidRecord
+from vesalius.agent.schema import SCHEMA_VERSION
+from vesalius.vision.deid_record import DeidRecord
 from vesalius.vision.models.gate import StudyKind
 from vesalius.vision.study import StudySummary
 from vesalius.vision.tools.base import ToolResult
-
-SCHEMA_VERSION = "4"
 
 
 class Citation(BaseModel):
@@ -79,3 +79,12 @@ class Answer(BaseModel):
     knowledge_base: str = Field(description="the knowledge base version and its sources")
     linked_concepts: list[LinkedConcept] = Field(description="concepts named in the question and in the answer")
     warnings: list[str]
+
+
+class Turn(BaseModel):
+    """One finished turn of a conversation, as `Vesalius.history` returns it."""
+
+    turn: int
+    question: str
+    answer: str
+    concepts: list[str] = Field(description="concept ids cited in the answer")

@@ -10,13 +10,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
 from vesalius.agent.deps import Deps
 from vesalius.agent.errors import AgentError
 from vesalius.agent.service import user_path
 from vesalius.vision.coded import user_modality
 from vesalius.vision.errors import StudyError
-from vesalius.vision.models.classifier import Probability, shown
 from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.models.probability import Probability
 from vesalius.vision.tools.base import AnomalyScore, Region
 
 
@@ -71,19 +72,3 @@ def run_batch(
                     **r.anomaly.model_dump(), regions=r.regions, heatmap_path=r.heatmap_path
                 )
         yield record
-
-
-def record_line(record: ImageRecord) -> str:
-    """One line per image for people: kind, then each model's output or why it did not run."""
-    if record.error:
-        return f"{record.path}: error: {record.error}"
-    parts = [f"{record.path}: {record.kind.described()}"]
-    for tool, probs in record.probabilities.items():
-        parts += [f"{tool} P({p.label}) {shown(p.probability)}{' *' if p.above_threshold else ''}" for p in probs]
-    for tool, a in record.anomaly.items():
-        parts.append(
-            f"{tool} score {a.score:.3f} ({'unusual' if a.unusual else 'normal range'}, "
-            f"{len(a.regions)} region(s){', ' + a.heatmap_path if a.heatmap_path else ''})"
-        )
-    parts += [f"{tool} not run: {why}" for tool, why in record.not_applied.items()]
-    return " | ".join(parts)

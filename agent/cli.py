@@ -6,30 +6,33 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from vesalius.agent.answer import Answer
-from vesalius.agent.config import Settings, load_settings
-from vesalius.agent.deps import Deps
+
+from vesalius import __version__
 from vesalius.agent.errors import AgentError
-from vesalius.agent.inspect import inspection, render_inspection, write_images
 from vesalius.agent.kb_cli import kb
-from vesalius.agent.render import render_text
-from vesalius.agent.service import Vesalius, user_path, writable_folder
 from vesalius.agent.terminal import echo, echo_json
 from vesalius.agent.user_text import lines
-from vesalius.retrieval import KnowledgeError
-from vesalius.vision import StudyError
-from vesalius.vision.windows import PRESETS, auto_window, parse_window
+from vesalius.errors import VesaliusError
+from vesalius.vision.window_presets import PRESETS
 
-USER_ERRORS = (AgentError, StudyError, KnowledgeError)
+if TYPE_CHECKING:
+    from vesalius.agent.answer import Answer
+    from vesalius.agent.service import Vesalius
+
+# The command line parses and presents; everything it does is a `Vesalius` method. Imports of the agent, torch,
+# FAISS and pydicom happen inside the commands that need them, so `--help` and `schema` start at once.
 DEMO_QUESTION = "Is there a pleural effusion on this CT, and what is the attenuation of the tissue?"
 
 
-def _settings(require_model: bool) -> Settings:
-    return load_settings(require_model=True if require_model else None)
+def _agent(require_model: bool = False) -> Vesalius:
+    from vesalius.agent.config import load_settings
+    from vesalius.agent.service import Vesalius
+
+    return Vesalius(load_settings(require_model=True if require_model else None))
 
 
 def _emit(answer: Answer, as_json: bool, *, one_line: bool = False) -> None:
@@ -37,14 +40,16 @@ def _emit(answer: Answer, as_json: bool, *, one_line: bool = False) -> None:
     if as_json:
         echo_json(answer.model_dump_json(indent=None if one_line else 2))
     else:
+        from vesalius.agent.render import render_text
+
         echo(render_text(answer))
 
 
-def _say(exc: AgentError | StudyError | KnowledgeError) -> None:
-    echo(one_line(f"error: {exc.problem}. {exc.remedy}"), err=True)
+def _say(exc: VesaliusError) -> None:
+    echo(f"error: {exc.one_line()}", err=True)
 
 
-def _fail(exc: AgentError | StudyError | KnowledgeError) -> None:
+def _fail(exc: VesaliusError) -> None:
     _say(exc)
     sys.exit(2)
 
@@ -52,6 +57,11 @@ def _fail(exc: AgentError | StudyError | KnowledgeError) -> None:
 def one_line(text: str) -> str:
     """An error is one line, whatever a file name or header value inside it holds."""
     return " ".join(text.split())
+
+
+def _warn(agent: Vesalius) -> None:
+    for problem in agent.warnings:
+        echo(f"warning: {problem}", err=True)
 
 
 _STEP_DONE = {
@@ -81,7 +91,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
+        except VesaliusError as exc:
             _fail(exc)
         except KeyboardInterrupt:
             echo("interrupted", err=True)
@@ -127,7 +137,7 @@ def _study_options(fn):
 
 
 @click.group(cls=_Group)
-@click.version_option(version("vesalius"), prog_name="vesalius")
+@click.version_option(__version__, prog_name="vesalius")
 def main() -> None:
     """Vesalius: ask questions about a medical image and get cited answers."""
 
@@ -137,7 +147,7 @@ def main() -> None:
 @click.argument("question")
 def ask(study, thread_id, modality, series, window, require_model, as_json, heatmaps, question) -> None:
     """Answer QUESTION about a study (or about the study of --thread)."""
-    with Vesalius(_settings(require_model)) as agent:
+    with _agent(require_model) as agent:
         options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
         _emit(agent.ask(question, study=study, thread_id=thread_id, on_step=_progress(), **options), as_json)
 
@@ -149,9 +159,9 @@ def chat(study, thread_id, modality, series, window, require_model, as_json, hea
     if study is None and thread_id is None:
         raise AgentError("no study given", "Pass --study PATH to start, or --thread ID to resume")
     options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
-    with Vesalius(_settings(require_model)) as agent:
-        if thread_id and (known := agent.thread(thread_id)):
-            echo(f"resuming conversation {thread_id} ({len(known.get('history') or [])} earlier turns)", err=True)
+    with _agent(require_model) as agent:
+        if thread_id and (earlier := agent.history(thread_id)):
+            echo(f"resuming conversation {thread_id} ({len(earlier)} earlier turns)", err=True)
         for line in _lines(sys.stdin.isatty()):
             if isinstance(line, AgentError):  # a line that could not be read is refused on its own
                 _say(line)
@@ -160,7 +170,7 @@ def chat(study, thread_id, modality, series, window, require_model, as_json, hea
                 break
             try:
                 answer = agent.ask(line, study=study, thread_id=thread_id, on_step=_progress(), **options)
-            except USER_ERRORS as exc:  # one failed turn (the model server, say) does not end the conversation
+            except VesaliusError as exc:  # one failed turn (the model server, say) does not end the conversation
                 _say(exc)
                 continue
             if thread_id is None:
@@ -194,7 +204,7 @@ def demo(as_json) -> None:
 
     path = get_testdata_file("CT_small.dcm")
     echo(f"vesalius ask --study {path} {DEMO_QUESTION!r}\n", err=True)
-    with Vesalius(_settings(False)) as agent:
+    with _agent() as agent:
         _emit(agent.ask(DEMO_QUESTION, study=path), as_json)
 
 
@@ -208,39 +218,31 @@ def demo(as_json) -> None:
 @_json
 def inspect(path, modality, series, window, out, images, as_json) -> None:
     """Load PATH as Vesalius would (de-identified) and describe it; --out writes what a model would see."""
-    if out is not None:
-        writable_folder(out, "the --out folder")
     if images < 0:
         raise AgentError(f"--images {images} is negative", "Give 0 (all images) or a positive number")
-    deps = Deps.from_settings(_settings(False))
-    study = deps.study(user_path(path, "path"), modality, series)
-    if window:
-        study = study.focused(window=parse_window(window) or auto_window(study.values))
-    written = write_images(study, out, images) if out else []
-    report = inspection(study, written)
-    if out:
-        (out / "study.json").write_text(json.dumps(report, indent=2) + "\n")
+    with _agent() as agent:
+        report = agent.inspect(path, modality=modality, series=series, window=window, out=out, images=images)
     if as_json:
-        echo_json(json.dumps(report, indent=2))
+        echo_json(report.model_dump_json(indent=2))
     else:
+        from vesalius.agent.render import render_inspection
+
         echo(render_inspection(report))
 
 
-def _batch(paths, modality, heatmaps, as_json, outputs: set[str]) -> None:
-    from vesalius.agent.batch import record_line, run_batch
+def _batch(paths, modality, heatmaps, as_json, outputs: str) -> None:
+    from vesalius.agent.render import record_line
 
     failed = 0
-    if heatmaps is not None:
-        writable_folder(heatmaps, "the heatmap folder")
-    deps = Deps.from_settings(_settings(False))
-    for record in run_batch(deps, paths, outputs, heatmaps, modality):
-        failed += record.error is not None
-        if as_json:
-            echo_json(record.model_dump_json())
-        else:
-            echo(record_line(record))
-    for problem in deps.registry.problems:
-        echo(f"warning: {problem}", err=True)
+    with _agent() as agent:
+        run = agent.classify if outputs == "classify" else agent.anomaly
+        for record in run(paths, modality=modality, heatmaps=heatmaps):
+            failed += record.error is not None
+            if as_json:
+                echo_json(record.model_dump_json())
+            else:
+                echo(record_line(record))
+        _warn(agent)
     if failed:
         echo(f"{failed} of {len(paths)} file(s) could not be read (see their records)", err=True)
         sys.exit(1)
@@ -257,7 +259,7 @@ _json_lines = click.option("--json", "as_json", is_flag=True, help="one JSON rec
 @_json_lines
 def classify(paths, modality, heatmaps, as_json) -> None:
     """Run every trained model that applies to each of PATHS: calibrated probabilities and anomaly scores."""
-    _batch(paths, modality, heatmaps, as_json, {"probabilities", "anomaly"})
+    _batch(paths, modality, heatmaps, as_json, "classify")
 
 
 @main.command()
@@ -267,23 +269,23 @@ def classify(paths, modality, heatmaps, as_json) -> None:
 @_json_lines
 def anomaly(paths, modality, heatmaps, as_json) -> None:
     """Anomaly score, regions and (with --heatmaps) a heatmap overlay for each of PATHS."""
-    _batch(paths, modality, heatmaps, as_json, {"anomaly"})
+    _batch(paths, modality, heatmaps, as_json, "anomaly")
 
 
 @main.command()
 @_json
 def tools(as_json) -> None:
     """List the vision tools (built-in and plugins): what each answers, applies to and outputs."""
-    deps = Deps.from_settings(_settings(False))
-    declarations = deps.registry.declarations()
-    if as_json:
-        echo_json(json.dumps([d.model_dump() for d in declarations], indent=2))
-    else:
-        for d in declarations:
-            echo(f"{d.name} ({d.source})\n  {d.description}\n  applies to: {d.applies_to}")
-            echo(f"  answers: {', '.join(d.answers)}; outputs: {', '.join(d.outputs)}")
-    for problem in deps.registry.problems:
-        echo(f"warning: {problem}", err=True)
+    with _agent() as agent:
+        declarations = agent.tools()
+        if as_json:
+            echo_json(json.dumps([d.model_dump() for d in declarations], indent=2))
+        else:
+            from vesalius.agent.render import render_tool
+
+            for d in declarations:
+                echo(render_tool(d))
+        _warn(agent)
 
 
 @main.command()
@@ -313,8 +315,10 @@ def train(model, data, out, seed, epochs) -> None:
 
 @main.command()
 def schema() -> None:
-    """Print the JSON schema of `--json` answers."""
-    echo_json(json.dumps(Answer.model_json_schema(), indent=2))
+    """Print the JSON schema of `--json` answers (the committed file of this schema version)."""
+    from vesalius.agent.schema import committed_schema
+
+    echo_json(json.dumps(committed_schema(), indent=2))
 
 
 main.add_command(kb)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from vesalius.agent.errors import AgentError
 
 _MAX_CONFIG_BYTES = 1024 * 1024
@@ -50,6 +51,10 @@ class Settings(BaseModel):
     deid_dates: Literal["remove", "shift"] = "remove"
     deid_keep_patient_characteristics: bool = True  # age (capped at 90) and sex, size and weight
     max_voxels: int = Field(400_000_000, gt=0)  # the largest volume loaded (x4 bytes of memory)
+    # Loaded studies kept for follow-up questions, bounded both ways: a long-lived process must not grow with
+    # every study it has seen. The study being answered is kept even when it alone is larger.
+    study_cache_entries: int = Field(4, ge=1, le=1000)
+    study_cache_mb: int = Field(1024, ge=1, le=1_000_000)
     # a concept not named in the question is cited only at this cosine or above
     min_citation_score: float = Field(0.45, ge=0, le=1)
     models_dir: Path | None = None  # trained model bundles (`vesalius train --out`); default: the shipped ones

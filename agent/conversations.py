@@ -16,6 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 from langgraph.checkpoint.sqlite import SqliteSaver
+
 from vesalius.agent.errors import AgentError
 
 THREAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

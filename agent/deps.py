@@ -10,28 +10,24 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vesalius.agent.config import Settings
 from vesalius.agent.errors import AgentError
-from vesalius.agent.vlm_client import VlmClient
-from vesalius.retrieval import KnowledgeBase
-from vesalius.vision import Study, load_study
-from vesalius.vision.coded import user_modality
-from vesalius.vision.deid import DeidOptions
-from vesalius.vision.models.store import ModelStore
-from vesalius.vision.options import IngestOptions
-from vesalius.vision.tools import ToolRegistry
-from vesalius.vision.windows import Window
 
-STUDY_CACHE_SIZE = 4
+if TYPE_CHECKING:  # each part loads on first use: looking up a code never imports torch, FAISS or pydicom
+    from vesalius.agent.vlm_client import VlmClient
+    from vesalius.retrieval.search import KnowledgeBase
+    from vesalius.vision.options import IngestOptions
+    from vesalius.vision.study import Study
+    from vesalius.vision.tools.registry import ToolRegistry
 
 
 @dataclass
 class Deps:
     settings: Settings
-    registry: ToolRegistry
-    vlm: VlmClient | None = None
     _knowledge: KnowledgeBase | None = field(default=None, repr=False)
     # A few loaded studies (a volume can take a gigabyte), each with the file's identity when it was read.
     _studies: OrderedDict[tuple[str, str | None, int | None], tuple[tuple | None, Study]] = field(
@@ -42,26 +38,43 @@ class Deps:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Deps:
-        vlm = None
-        if settings.vlm_url:
-            vlm = VlmClient(
-                settings.vlm_url,
-                settings.vlm_model,
-                settings.vlm_api_key,
-                settings.vlm_timeout_s,
-                settings.vlm_extra_body,
-            )
-        registry = ToolRegistry.default(ModelStore(settings.models_dir), plugins=settings.tool_plugins)
-        return cls(settings=settings, registry=registry, vlm=vlm)
+        return cls(settings=settings)
+
+    @cached_property
+    def registry(self) -> ToolRegistry:
+        from vesalius.vision.models.store import ModelStore
+        from vesalius.vision.tools.registry import ToolRegistry
+
+        return ToolRegistry.default(ModelStore(self.settings.models_dir), plugins=self.settings.tool_plugins)
+
+    @cached_property
+    def vlm(self) -> VlmClient | None:
+        s = self.settings
+        if not s.vlm_url:
+            return None
+        from vesalius.agent.vlm_client import VlmClient
+
+        return VlmClient(s.vlm_url, s.vlm_model, s.vlm_api_key, s.vlm_timeout_s, s.vlm_extra_body)
 
     def knowledge(self) -> KnowledgeBase:
         if self._knowledge is None:
+            from vesalius.retrieval.search import KnowledgeBase
+
             s = self.settings
             self._knowledge = KnowledgeBase.open(s.knowledge_root, s.knowledge_path, s.embedding_model)
         return self._knowledge
 
+    def reopen_knowledge(self) -> None:
+        """The next question opens the base in use now (after a build replaced it)."""
+        if self._knowledge is not None:
+            self._knowledge.close()
+            self._knowledge = None
+
     def ingest_options(self) -> IngestOptions:
         if self._ingest is None:
+            from vesalius.vision.deid_record import DeidOptions
+            from vesalius.vision.options import IngestOptions
+
             s = self.settings
             deid = DeidOptions(
                 key=_deid_key(s.deid_key_path),
@@ -88,12 +101,21 @@ class Deps:
         options = self.ingest_options()
         if series is not None:
             options = replace(options, series=series)
+        from vesalius.vision.ingest import load_study
+
         study = load_study(path, modality=key[1], options=options)
         with self._studies_lock:
             self._studies[key] = (identity, study)
-            while len(self._studies) > STUDY_CACHE_SIZE:
+            self._studies.move_to_end(key)
+            entries, budget = self.settings.study_cache_entries, self.settings.study_cache_mb * 2**20
+            while len(self._studies) > 1 and (
+                len(self._studies) > entries or sum(_size(s) for _, s in self._studies.values()) > budget
+            ):
                 self._studies.popitem(last=False)
         return study
+
+    def cached_studies(self) -> int:
+        return len(self._studies)
 
     def forget(self, path: str | Path, modality: str | None = None, series: int | None = None) -> None:
         with self._studies_lock:
@@ -103,18 +125,28 @@ class Deps:
         """The thread's study focused on the image, and with `windowed` the window, this turn chose (nodes.route)."""
         study = self.study(state["study_path"], state.get("modality"), state.get("series"))
         view = state.get("view") or {}
+        from vesalius.vision.windows import Window
+
         window = Window.model_validate(view["window"]) if windowed and view.get("window") else None
         return study.focused(view.get("key"), window)
 
     def close(self) -> None:
-        if self.vlm:
+        if self.__dict__.get("vlm"):  # made only if used
             self.vlm.close()
         if self._knowledge is not None:
             self._knowledge.close()
 
 
 def _study_key(path: str | Path, modality: str | None, series: int | None) -> tuple[str, str | None, int | None]:
+    from vesalius.vision.coded import user_modality
+
     return (str(Path(path).resolve()), user_modality(modality) if modality else None, series)  # "dx" is "DX"
+
+
+def _size(study: Study) -> int:
+    """Bytes a cached study holds: its volume, and the picture rendered from it."""
+    image = study.__dict__.get("image")
+    return study.volume.nbytes + (len(image.getbands()) * image.width * image.height if image is not None else 0)
 
 
 def _identity(path: str) -> tuple | None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Checkpointer
+
 from vesalius.agent.deps import Deps
 from vesalius.agent.nodes.compose import compose
 from vesalius.agent.nodes.ingest import ingest

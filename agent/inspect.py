@@ -1,14 +1,14 @@
-"""`vesalius inspect`: what ingestion made of a study, and the images a model would be shown."""
+"""What ingestion made of a study, and the images a model would be shown (`Vesalius.inspect`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel, Field
 
 from vesalius.agent.errors import AgentError
-from vesalius.agent.render import deid_line
 from vesalius.vision import Study
-from vesalius.vision.deid import DeidRecord
+from vesalius.vision.deid_record import DeidRecord
 from vesalius.vision.slices import choose_slices
 from vesalius.vision.study import StudySummary
 from vesalius.vision.windows import PRESETS
@@ -31,33 +31,23 @@ def write_images(study: Study, out: Path, count: int) -> list[str]:
     return written
 
 
-def inspection(study: Study, written: list[str]) -> dict[str, Any]:
-    return {
-        "summary": study.summary.model_dump(mode="json"),
-        "deidentification": study.deid.model_dump(mode="json") if study.deid else None,
-        "images": [s.label() for s in study.sources],
-        "warnings": list(study.warnings),
-        "window_presets": {name: {"center": c, "width": w} for name, (c, w) in PRESETS.items()},
-        "written": written,
-    }
+class Inspection(BaseModel):
+    """What ingestion made of a study (`Vesalius.inspect`, `vesalius inspect`)."""
+
+    summary: StudySummary
+    deidentification: DeidRecord | None
+    images: list[str] = Field(description="where each image came from: file, and frame when there are several")
+    warnings: list[str]
+    window_presets: dict[str, dict[str, float]] = Field(description="name -> {center, width}, for --window")
+    written: list[str] = Field(description="PNG files written (with an output folder)")
 
 
-def render_inspection(report: dict[str, Any]) -> str:
-    summary = StudySummary.model_validate(report["summary"])
-    out = [f"Study     {summary.one_line()}", f"Source    {summary.source_kind} · {summary.transfer_syntax or '-'}"]
-    if summary.stored_windows:
-        out.append(f"Windows   stored in the file: {'; '.join(w.label() for w in summary.stored_windows)}")
-    out.append(f"Presets   {', '.join(report['window_presets'])} (choose with --window)")
-    if report["deidentification"]:
-        record = DeidRecord.model_validate(report["deidentification"])
-        out.append(f"De-id     {deid_line(record)}")
-        if record.removed or record.emptied or record.replaced:
-            out.append(
-                f"          attributes: {', '.join(sorted({*record.removed, *record.emptied, *record.replaced}))}"
-            )
-    images = report["images"]
-    shown = images if len(images) <= 6 else [*images[:3], f"... {len(images) - 6} more ...", *images[-3:]]
-    out.append(f"Images    {len(images)}: {', '.join(shown)}")
-    out += [f"Warning   {w}" for w in report["warnings"]]
-    out += [f"Wrote     {p}" for p in report["written"]]
-    return "\n".join(out)
+def inspection(study: Study, written: list[str]) -> Inspection:
+    return Inspection(
+        summary=study.summary,
+        deidentification=study.deid,
+        images=[s.label() for s in study.sources],
+        warnings=list(study.warnings),
+        window_presets={name: {"center": c, "width": w} for name, (c, w) in PRESETS.items()},
+        written=written,
+    )

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from vesalius.agent.config import load_settings
+
 from vesalius.agent.errors import AgentError
 from vesalius.agent.terminal import echo, echo_json
 from vesalius.agent.user_text import lines, user_text
-from vesalius.retrieval import MODES, BuildOptions, Concept, Hit, KnowledgeBase, KnowledgeError
-from vesalius.retrieval.build import build
-from vesalius.retrieval.vectors import KINDS
+from vesalius.retrieval.choices import KINDS, MODES
+
+if TYPE_CHECKING:
+    from vesalius.agent.service import Vesalius
 
 _kb_dir = click.option(
     "--kb-dir",
@@ -23,9 +25,12 @@ _kb_dir = click.option(
 _json = click.option("--json", "as_json", is_flag=True, help="JSON for scripts")
 
 
-def _open(kb_dir: Path | None) -> KnowledgeBase:
-    s = load_settings()
-    return KnowledgeBase.open(kb_dir or s.knowledge_root, s.knowledge_path, s.embedding_model)
+def _agent(kb_dir: Path | None) -> Vesalius:
+    """The knowledge commands' work is `Vesalius` methods; --kb-dir is one more setting."""
+    from vesalius.agent.config import load_settings
+    from vesalius.agent.service import Vesalius
+
+    return Vesalius(load_settings(kb_dir=kb_dir))
 
 
 @click.group()
@@ -35,6 +40,20 @@ def kb() -> None:
 
 @kb.command("build")
 @_kb_dir
+@click.option(
+    "--source",
+    "source_names",
+    multiple=True,
+    metavar="NAME",
+    help="add a source by name: an installed plugin or a built-in (repeatable; `vesalius kb sources` lists them)",
+)
+@click.option(
+    "--source-option",
+    "source_options",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="an option of a --source (repeatable), e.g. obo.path=doid.obo",
+)
 @click.option("--umls", type=click.Path(path_type=Path, file_okay=False), help="UMLS Metathesaurus META folder (RRF)")
 @click.option("--umls-language", "umls_languages", multiple=True, default=("ENG",), show_default=True)
 @click.option("--umls-source", "umls_sources", multiple=True, help="keep only these source vocabularies (SAB)")
@@ -59,12 +78,20 @@ def kb() -> None:
 @click.option("--chunk-rows", default=4096, show_default=True, hidden=True)
 @click.option("--quiet", is_flag=True, help="no progress bars")
 @_json
-def build_cmd(kb_dir, umls, umls_languages, umls_sources, umls_include_suppressed, snomed, obo, sssom, imaging,
-              no_imaging, no_hpo, no_icd10cm, icd10cm_extensions, on_error, index_kind, force, chunk_rows, quiet,
-              as_json) -> None:  # fmt: skip
-    """Build a versioned knowledge base: the bundled sources plus what you bring. Rerun to resume."""
-    s = load_settings()
-    opts = BuildOptions(
+def build_cmd(kb_dir, source_names, source_options, umls, umls_languages, umls_sources, umls_include_suppressed,
+              snomed, obo, sssom, imaging, no_imaging, no_hpo, no_icd10cm, icd10cm_extensions, on_error, index_kind,
+              force, chunk_rows, quiet, as_json) -> None:  # fmt: skip
+    """Build a versioned knowledge base: the bundled sources plus what you bring. Rerun to resume.
+
+    The flags for UMLS, SNOMED CT, OBO, SSSOM, imaging knowledge, HPO and ICD-10-CM are shorthands for the built-in
+    sources; --source adds any source by name, a plugin included, configured with --source-option."""
+    from vesalius.agent.config import load_settings
+    from vesalius.retrieval.build import BuildOptions
+    from vesalius.retrieval.sources.builtin import SourceFlags
+    from vesalius.retrieval.sources.registry import available_sources, choose_sources
+
+    s = load_settings(kb_dir=kb_dir)
+    flags = SourceFlags(
         imaging=not no_imaging,
         imaging_path=imaging or s.knowledge_path,
         hpo=not no_hpo,
@@ -77,13 +104,33 @@ def build_cmd(kb_dir, umls, umls_languages, umls_sources, umls_include_suppresse
         umls_sources=tuple(umls_sources),
         umls_include_suppressed=umls_include_suppressed,
         snomed=snomed,
+    )
+    # A source a shorthand flag configured is not also taken from --source: two descriptions of one source.
+    shorthands = (
+        ("umls", "--umls", umls is not None),
+        ("snomed", "--snomed", snomed is not None),
+        ("obo", "--obo", bool(obo)),
+        ("sssom", "--sssom", bool(sssom)),
+        ("imaging", "--imaging", imaging is not None and not no_imaging),
+        ("icd10cm", "--icd10cm-extensions", icd10cm_extensions and not no_icd10cm),
+    )
+    given = {name: flag for name, flag, used in shorthands if used}
+    catalog = available_sources() if source_names else None
+    for problem in catalog.problems if catalog else ():
+        echo(f"warning: {problem}", err=True)
+    sources = choose_sources(flags.sources(), given, source_names, source_options, catalog)
+    opts = BuildOptions(
+        sources,
         on_error=on_error,
         embedding_model=s.embedding_model,
         index_kind=index_kind,
         chunk_rows=chunk_rows,
     )
     try:
-        report = build(kb_dir or s.knowledge_root, opts, progress=not quiet, force=force)
+        from vesalius.agent.service import Vesalius
+
+        with Vesalius(s) as agent:
+            report = agent.build_knowledge(opts, progress=not quiet, force=force)
     except KeyboardInterrupt:
         echo("interrupted: run the same command again to resume where it stopped", err=True)
         sys.exit(130)
@@ -99,22 +146,33 @@ def build_cmd(kb_dir, umls, umls_languages, umls_sources, umls_include_suppresse
         echo(f"  {report.problems['summary']}")
 
 
-def _hit_record(rank: int, hit: Hit) -> dict:
-    c = hit.concept
-    return {
-        "rank": rank,
-        "concept_id": c.id,
-        "umls_cui": c.umls_cui,
-        "name": c.preferred_name,
-        "snomed_ct": c.snomed_ct,
-        "icd10cm": c.icd10cm,
-        "semantic_types": c.semantic_types,
-        "sources": [f"{ref.source}: {ref.id}" for ref in c.sources],
-        "score": hit.score,
-        "dense": hit.dense,
-        "lexical": hit.lexical,
-        "matched_term": hit.matched_term,
-    }
+@kb.command("sources")
+@_json
+def sources_cmd(as_json) -> None:
+    """The sources `kb build --source NAME` can use: built-in ones and installed plugins, with their options."""
+    from vesalius.retrieval.sources.registry import available_sources
+
+    catalog = available_sources()
+    specs = list(catalog.specs.values())
+    if as_json:
+        records = [
+            {
+                "name": spec.name,
+                "kind": "built-in" if spec.plugin is None else "plugin",
+                "origin": spec.origin,
+                "description": spec.description,
+                "options": dict(spec.options),
+            }
+            for spec in specs
+        ]
+        echo_json(json.dumps(records, indent=2))
+    else:
+        for spec in specs:
+            echo(f"{spec.name} ({spec.origin})\n  {spec.description}")
+            for key, what in spec.options.items():
+                echo(f"  --source-option {spec.name}.{key}=...{f'  {what}' if what else ''}")
+    for problem in catalog.problems:
+        echo(f"warning: {problem}", err=True)
 
 
 _SEARCH_EXAMPLE = 'vesalius kb search "water on the brain"'
@@ -154,48 +212,18 @@ def _queries(query: str | None, queries) -> list[str]:
 @_json
 def search(query, queries, k, mode, semantic_types, sources, kb_dir, as_json) -> None:
     """Ranked concepts for a query, with codes, sources and scores (JSON: one line per query)."""
+    from vesalius.agent.render import hit_record, render_hits
+
     if not 1 <= k <= 1000:
         raise AgentError(f"--top {k} is out of range", "Ask for 1 to 1000 results")
     wanted = _queries(query, queries)
-    knowledge = _open(kb_dir)
-    for q in wanted:
-        hits = knowledge.search(q, k=k, mode=mode, semantic_types=list(semantic_types), sources=list(sources))
-        if as_json:
-            echo_json(json.dumps({"query": q, "hits": [_hit_record(r, h) for r, h in enumerate(hits, start=1)]}))
-            continue
-        echo(f"{q}")
-        for r, h in enumerate(hits, start=1):
-            c = h.concept
-            codes = " ".join([*(f"SCTID:{x}" for x in c.snomed_ct[:2]), *(f"ICD10CM:{x}" for x in c.icd10cm[:2])])
-            why = f" (named: {h.matched_term!r})" if h.matched_term else ""
-            echo(f"  {r:2d}. {c.id:<14} {c.preferred_name}  {codes}  score {h.score:.3f}{why}")
-        if not hits:
-            echo("  (nothing found)")
-
-
-def _show_text(c: Concept, knowledge: KnowledgeBase) -> str:
-    out = [f"{c.preferred_name}  [{c.id}]"]
-    out.append(f"  codes: {', '.join(c.codes) or 'none'}")
-    if c.semantic_types:
-        out.append(f"  semantic types: {', '.join(c.semantic_types)}")
-    if c.urgency:
-        out.append(f"  urgency when newly found on imaging: {c.urgency}")
-    if c.synonyms:
-        more = f" (+{len(c.synonyms) - 15} more)" if len(c.synonyms) > 15 else ""
-        out.append(f"  synonyms: {'; '.join(c.synonyms[:15])}{more}")
-    for d in c.definitions:
-        out.append(f"  definition ({d.source}): {d.text}")
-    if c.plain_language:
-        out.append(f"  in plain words: {c.plain_language}")
-    for modality, text in c.appearance.items():
-        out.append(f"  on {modality}: {text}")
-    for rel in c.relations[:20]:
-        target = knowledge.concept(rel.target)
-        name = target.preferred_name if target else rel.target_name or "not in this knowledge base"
-        out.append(f"  {rel.kind.replace('_', ' ')}: {name} [{target.id if target else rel.target}]")
-    for ref in c.sources:
-        out.append(f"  source: {ref.source} {ref.id}{f' {ref.link}' if ref.link else ''}")
-    return "\n".join(out)
+    with _agent(kb_dir) as agent:
+        for q in wanted:
+            hits = agent.search(q, k=k, mode=mode, semantic_types=semantic_types, sources=sources)
+            if as_json:
+                echo_json(json.dumps({"query": q, "hits": [hit_record(r, h) for r, h in enumerate(hits, start=1)]}))
+            else:
+                echo(render_hits(q, hits))
 
 
 @kb.command()
@@ -204,18 +232,14 @@ def _show_text(c: Concept, knowledge: KnowledgeBase) -> str:
 @_json
 def show(code, kb_dir, as_json) -> None:
     """A concept by CUI, SNOMED CT id, ICD-10-CM code or source id (C0032285, SCTID:233604007, HP:0002090)."""
-    code = user_text(code, "code", "vesalius kb show C0032285")
-    knowledge = _open(kb_dir)
-    concept = knowledge.concept(code)
-    if concept is None:
-        raise KnowledgeError(
-            f"no concept with the code {code!r} in {knowledge.version}",
-            "Search for it by name with `vesalius kb search`",
-        )
-    if as_json:
-        echo_json(concept.model_dump_json(indent=2))
-    else:
-        echo(_show_text(concept, knowledge))
+    with _agent(kb_dir) as agent:
+        concept = agent.concept(code)
+        if as_json:
+            echo_json(concept.model_dump_json(indent=2))
+        else:
+            from vesalius.agent.render import render_concept
+
+            echo(render_concept(concept, agent.knowledge()))
 
 
 @kb.command()
@@ -223,12 +247,11 @@ def show(code, kb_dir, as_json) -> None:
 @_json
 def info(kb_dir, as_json) -> None:
     """The knowledge base in use: version, sources, counts, index."""
-    m = _open(kb_dir).manifest
+    with _agent(kb_dir) as agent:
+        manifest = agent.knowledge_info()
     if as_json:
-        echo_json(json.dumps(m, indent=2))
-        return
-    echo(f"{m['version']} (built {m['created']}): {m['concepts']} concepts, {m['dense_rows']} embedded texts")
-    for source, n in m["sources"].items():
-        echo(f"  {source}: {n} records")
-    echo(f"  dense index: {m['dense_index']}; embedding model {m['embedding_model']['id']}")
-    echo(f"  malformed input lines: {m['problems']['summary']}")
+        echo_json(json.dumps(manifest, indent=2))
+    else:
+        from vesalius.agent.render import render_knowledge_info
+
+        echo(render_knowledge_info(manifest))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PIL import Image
+
 from vesalius.agent.vlm_client import image_part
 from vesalius.vision import Study
 

@@ -1,34 +1,54 @@
-"""`Vesalius`: the agent behind one small API. Threads persist in SQLite through LangGraph's checkpointer."""
+"""`Vesalius`: the agent and every command behind one small API. Threads persist in SQLite through LangGraph's
+checkpointer; the command line only parses and presents what these methods return."""
 
 from __future__ import annotations
 
 import sqlite3
 import tempfile
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
-from vesalius.agent.answer import Answer
-from vesalius.agent.config import Settings
-from vesalius.agent.conversations import ConversationStore
+from vesalius.agent.answer import Answer, Turn
+from vesalius.agent.config import Settings, load_settings
 from vesalius.agent.deps import Deps
 from vesalius.agent.errors import AgentError
-from vesalius.agent.graph import build_graph
 from vesalius.agent.router import plan_route
+from vesalius.agent.state import STATE_VERSION, NewerStateError, upgrade
 from vesalius.agent.user_text import user_text
 from vesalius.vision.slices import choose_slices
-from vesalius.vision.windows import parse_window
+from vesalius.vision.windows import auto_window, parse_window
+
+if TYPE_CHECKING:  # each loads with the first call that needs it
+    from vesalius.agent.batch import ImageRecord
+    from vesalius.agent.conversations import ConversationStore
+    from vesalius.agent.inspect import Inspection
+    from vesalius.retrieval.build import BuildOptions, BuildReport
+    from vesalius.retrieval.concepts import Concept
+    from vesalius.retrieval.search import Hit, KnowledgeBase, Mode
+    from vesalius.vision.tools.registry import ToolDeclaration
 
 
 class Vesalius:
-    """Use as a context manager: it holds the conversation database open."""
+    """Vesalius as a library: questions about studies, and every command's work, behind one object.
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.deps = Deps.from_settings(settings)
-        self.store = ConversationStore(settings.threads_db, settings.thread_wait_s)
-        self.graph = build_graph(self.deps, self.store.reader)  # reads threads; each turn writes through its own
+        with Vesalius() as v:  # settings from the environment and the config file (load_settings)
+            answer = v.ask("Is there a pleural effusion?", study="ct.dcm")
+            follow_up = v.ask("How sure is that?", thread_id=answer.thread_id)
+
+    Parts load on first use (the tools and their models, the knowledge base, the conversation store), so an
+    instance that only inspects a study never opens the store, and one that only looks up a code never loads
+    torch. One instance may serve many threads at once; use it as a context manager, or call `close`.
+    """
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings if settings is not None else load_settings()
+        self._deps: Deps | None = None
+        self._store: ConversationStore | None = None
+        self._graph: Any = None
+        self._opening = threading.Lock()
 
     def __enter__(self) -> Self:
         return self
@@ -37,15 +57,57 @@ class Vesalius:
         self.close()
 
     def close(self) -> None:
-        self.deps.close()
-        self.store.close()
+        if self._deps is not None:
+            self._deps.close()
+        if self._store is not None:
+            self._store.close()
+
+    @property
+    def deps(self) -> Deps:
+        with self._opening:
+            if self._deps is None:
+                self._deps = Deps.from_settings(self.settings)
+            return self._deps
+
+    @property
+    def store(self) -> ConversationStore:
+        deps = self.deps
+        with self._opening:
+            if self._store is None:
+                from vesalius.agent.conversations import ConversationStore
+                from vesalius.agent.graph import build_graph
+
+                self._store = ConversationStore(self.settings.threads_db, self.settings.thread_wait_s)
+                self._graph = build_graph(deps, self._store.reader)  # reads threads; each turn writes its own
+            return self._store
+
+    # -- conversations ------------------------------------------------------------------------------------------
 
     def thread(self, thread_id: str) -> dict:
-        """The stored state of a conversation ({} when there is none)."""
+        """The stored state of a conversation, in the current layout ({} when there is none)."""
+        return self._upgraded(thread_id, self._stored(thread_id))
+
+    def _stored(self, thread_id: str) -> dict:
+        store = self.store
         try:
-            return dict(self.graph.get_state({"configurable": {"thread_id": thread_id}}).values or {})
+            return dict(self._graph.get_state({"configurable": {"thread_id": thread_id}}).values or {})
         except sqlite3.Error as exc:
-            raise self.store.failure(exc) from exc
+            raise store.failure(exc) from exc
+
+    @staticmethod
+    def _upgraded(thread_id: str, values: dict) -> dict:
+        try:
+            return upgrade(values)
+        except NewerStateError as exc:
+            raise AgentError(
+                f"conversation {thread_id} was stored by a newer Vesalius (state version {exc.version}, this one "
+                f"reads up to {STATE_VERSION})",
+                "Upgrade Vesalius to continue it, or start a new conversation",
+            ) from None
+
+    def history(self, thread_id: str) -> list[Turn]:
+        """The finished turns of a conversation, first to last ([] when there is none)."""
+        return [Turn.model_validate(turn) for turn in self.thread(thread_id).get("history") or []]
 
     def ask(
         self,
@@ -78,8 +140,13 @@ class Vesalius:
             )
         new_thread = thread_id is None
         thread_id = thread_id or uuid.uuid4().hex[:12]
+        from langgraph.types import Overwrite
+
+        from vesalius.agent.graph import build_graph
+
         with self.store.turn(thread_id) as saver:
-            known = {} if new_thread else self.thread(thread_id)
+            stored = {} if new_thread else self._stored(thread_id)
+            known = self._upgraded(thread_id, stored)
             follow_up = study is None
             if follow_up:  # a follow-up keeps the thread's study and what it was opened with
                 if not known:
@@ -100,6 +167,7 @@ class Vesalius:
             if requested := plan_route(question, {}).images:
                 choose_slices(loaded, count=1, requested=requested)
             inputs = {
+                "state_version": STATE_VERSION,
                 "thread_id": thread_id,
                 "question": question,
                 "study_path": study_path,
@@ -108,6 +176,9 @@ class Vesalius:
                 "window": window,
                 "heatmap_dir": str(heatmaps) if heatmap_dir else None,
             }
+            if known.get("history") and stored.get("state_version") != STATE_VERSION:
+                # This turn stores the thread in the current layout; the history channel only appends otherwise.
+                inputs["history"] = Overwrite(known["history"])
             config = {"configurable": {"thread_id": thread_id}}
             # Checkpoints are written once, when the graph exits, inside the turn's transaction.
             graph = build_graph(self.deps, saver)
@@ -118,6 +189,124 @@ class Vesalius:
                 elif mode == "values":
                     state = chunk
             return Answer.model_validate(state["answer"])
+
+    # -- studies and models -------------------------------------------------------------------------------------
+
+    def inspect(
+        self,
+        path: str | Path,
+        *,
+        modality: str | None = None,
+        series: int | None = None,
+        window: str | None = None,
+        out: Path | None = None,
+        images: int = 8,
+    ) -> Inspection:
+        """What ingestion makes of `path` (de-identified), as the agent would see it. With `out`, PNG renderings of
+        `images` evenly spaced images (0: all) and study.json are written there."""
+        from vesalius.agent.inspect import inspection, write_images
+
+        if out is not None:
+            writable_folder(out, "the output folder")
+        if images < 0:
+            raise AgentError(f"images={images} is negative", "Give 0 (all images) or a positive number")
+        study = self.deps.study(user_path(path, "path"), modality, series)
+        if window:
+            study = study.focused(window=parse_window(window) or auto_window(study.values))
+        written = write_images(study, out, images) if out else []
+        report = inspection(study, written)
+        if out:
+            (out / "study.json").write_text(report.model_dump_json(indent=2) + "\n")
+        return report
+
+    def classify(
+        self, paths: Iterable[str | Path], *, modality: str | None = None, heatmaps: Path | None = None
+    ) -> Iterator[ImageRecord]:
+        """Every trained model that applies to each image: calibrated probabilities and anomaly scores, one record
+        per path, in order. A file that cannot be read gets a record with its error; the others go on."""
+        return self._batch(paths, {"probabilities", "anomaly"}, modality, heatmaps)
+
+    def anomaly(
+        self, paths: Iterable[str | Path], *, modality: str | None = None, heatmaps: Path | None = None
+    ) -> Iterator[ImageRecord]:
+        """Anomaly score, regions and (with `heatmaps`, a folder) a heatmap overlay for each image."""
+        return self._batch(paths, {"anomaly"}, modality, heatmaps)
+
+    def _batch(
+        self, paths: Iterable[str | Path], outputs: set[str], modality: str | None, heatmaps: Path | None
+    ) -> Iterator[ImageRecord]:
+        from vesalius.agent.batch import run_batch
+
+        if heatmaps is not None:
+            writable_folder(heatmaps, "the heatmap folder")
+        return run_batch(self.deps, [Path(p) for p in paths], outputs, heatmaps, modality)
+
+    def tools(self) -> list[ToolDeclaration]:
+        """The vision tools, built in and from plugins: what each answers, applies to and outputs."""
+        return self.deps.registry.declarations()
+
+    @property
+    def warnings(self) -> list[str]:
+        """Problems that did not stop anything: tool plugins that failed to load, or use deprecated names."""
+        return list(self.deps.registry.problems) if self._deps is not None else []
+
+    # -- knowledge ----------------------------------------------------------------------------------------------
+
+    def knowledge(self) -> KnowledgeBase:
+        """The knowledge base in use (built, as a starter base of imaging knowledge, when there is none)."""
+        return self.deps.knowledge()
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: Mode = "linked",
+        semantic_types: Iterable[str] = (),
+        sources: Iterable[str] = (),
+    ) -> list[Hit]:
+        """Ranked concepts for `query`, with codes, sources and scores."""
+        query = user_text(query, "query", 'vesalius kb search "water on the brain"')
+        if not 1 <= k <= 1000:
+            raise AgentError(f"k={k} is out of range", "Ask for 1 to 1000 results")
+        return self.knowledge().search(
+            query, k=k, mode=mode, semantic_types=list(semantic_types), sources=list(sources)
+        )
+
+    def concept(self, code: str) -> Concept:
+        """A concept by CUI, SNOMED CT id, ICD-10-CM code or source id (C0032285, SCTID:233604007, HP:0002090)."""
+        from vesalius.retrieval.errors import KnowledgeError
+
+        code = user_text(code, "code", "vesalius kb show C0032285")
+        knowledge = self.knowledge()
+        found = knowledge.concept(code)
+        if found is None:
+            raise KnowledgeError(
+                f"no concept with the code {code!r} in {knowledge.version}",
+                "Search for it by name with `vesalius kb search`",
+            )
+        return found
+
+    def build_knowledge(self, options: BuildOptions, *, force: bool = False, progress: bool = False) -> BuildReport:
+        """Build (or resume, or reuse) the knowledge base `options` describe under the knowledge root, and use it
+        from now on. A build of the same sources and versions is reused unless `force`."""
+        from vesalius.retrieval.build import build
+
+        report = build(self.settings.knowledge_root, options, progress=progress, force=force)
+        if self._deps is not None:
+            self._deps.reopen_knowledge()
+        return report
+
+    def knowledge_info(self) -> dict[str, Any]:
+        """The knowledge base's manifest: version, sources and their record counts, index, embedding model."""
+        return dict(self.knowledge().manifest)
+
+    @staticmethod
+    def answer_schema() -> dict[str, Any]:
+        """The JSON schema of `Answer` at this SCHEMA_VERSION, as committed."""
+        from vesalius.agent.schema import committed_schema
+
+        return committed_schema()
 
 
 def _same_study(known: dict, study_id: str, path: str, thread_id: str) -> None:

@@ -27,3 +27,37 @@ class AgentState(TypedDict, total=False):
     answer: dict[str, Any]
     # Across turns: each compose appends the finished turn.
     history: Annotated[list[dict[str, Any]], operator.add]
+    # The layout of this state, so that a thread written by an earlier Vesalius is read through `upgrade`.
+    state_version: int
+
+
+# 1: Vesalius 0.1 (no state_version key). 2: each history entry carries its turn number.
+STATE_VERSION = 2
+
+
+def _v1_to_v2(values: dict[str, Any]) -> dict[str, Any]:
+    history = [{"turn": i, **turn} for i, turn in enumerate(values.get("history") or [], start=1)]
+    return {**values, "history": history, "state_version": 2}
+
+
+_UPGRADES = {1: _v1_to_v2}  # version -> the step that makes it version + 1
+
+
+class NewerStateError(ValueError):
+    def __init__(self, version: int):
+        super().__init__(f"state version {version} is newer than this Vesalius reads ({STATE_VERSION})")
+        self.version = version
+
+
+def upgrade(values: dict[str, Any]) -> dict[str, Any]:
+    """A stored thread's values in the current layout. Every read goes through it, and the next turn on the
+    thread stores the upgraded values (`Vesalius.ask`), so reading alone never writes."""
+    if not values:
+        return values
+    version = int(values.get("state_version") or 1)
+    if version > STATE_VERSION:
+        raise NewerStateError(version)
+    while version < STATE_VERSION:
+        values = _UPGRADES[version](values)
+        version += 1
+    return values

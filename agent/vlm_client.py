@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from PIL import Image
 from pydantic import BaseModel
+
 from vesalius.agent.errors import ModelServerError
 
 

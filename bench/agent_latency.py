@@ -27,6 +27,7 @@ from datetime import date
 from pathlib import Path
 
 from pydicom.data import get_testdata_file
+
 from vesalius.agent.config import load_settings
 from vesalius.agent.service import Vesalius
 from vesalius.retrieval import KnowledgeBase

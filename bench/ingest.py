@@ -30,6 +30,7 @@ from pydicom.pixels import pixel_array
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dicom_factory import write_series
+
 from vesalius.vision import load_study
 from vesalius.vision.deid import deidentify
 from vesalius.vision.dicom_pixels import decoder_plugins

@@ -35,6 +35,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 from tqdm import tqdm
+
 from vesalius.retrieval.vectors import IndexPlan, build_index, load, plan_index, save, search
 
 CHUNK = 50_000  # vectors are a function of (seed, stream, chunk start): changing this changes the data

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
 from vesalius.vision.models.preprocess import to_tensor
 from vesalius.vision.models.store import ModelStore
 from vesalius.vision.tools.overlay import write_overlay

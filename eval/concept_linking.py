@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from tqdm import tqdm
+
 from vesalius.retrieval import MODES, KnowledgeBase
 
 K = 10

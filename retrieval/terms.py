@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?")  # what counts as a word everywhere: spans, spelling, links
 _APOSTROPHES = re.compile(r"['\u2019`]")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
-STOPWORDS = frozenset(STOPWORDS_EN_PLUS)  # the words BM25 ignores ("is", "there", "a")
 MAX_TERM_WORDS = 10  # longer names are never typed out verbatim in a question
+
+
+@functools.cache
+def stopwords() -> frozenset[str]:
+    """The words BM25 ignores ("is", "there", "a"); bm25s loads only when text is searched."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+    return frozenset(STOPWORDS_EN_PLUS)
 
 
 def normalize(text: str) -> str:

@@ -26,11 +26,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import faiss
 import numpy as np
 from tqdm import tqdm
+
+from vesalius.retrieval.choices import KINDS, Kind
 from vesalius.retrieval.errors import KnowledgeError
 
 # faiss hands a batch of queries to BLAS only from 128000 queries up in this build, so batched flat searches (a batch
@@ -38,8 +39,6 @@ from vesalius.retrieval.errors import KnowledgeError
 # It is a process-wide faiss setting with no per-call equivalent, and it changes speed only, never results.
 faiss.cvar.distance_compute_blas_threshold = 20
 
-Kind = Literal["flat", "hnsw_sq8", "ivf_pq_refine"]
-KINDS: tuple[Kind, ...] = ("flat", "hnsw_sq8", "ivf_pq_refine")
 FLAT_MAX_FLOATS = 12_000_000  # n * dim up to which exact search stays under ~5 ms at p99 (31k vectors of 384-d)
 LARGE_KIND: Kind = "ivf_pq_refine"
 PLAN_FORMAT = 1

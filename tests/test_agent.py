@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from terminology_files import OBO
+
 from vesalius.agent.answer import Answer
 from vesalius.agent.deps import Deps
 from vesalius.agent.errors import AgentError
@@ -176,7 +177,7 @@ def test_a_series_question_chooses_its_window_and_slices_and_the_thread_keeps_th
 
 
 def test_chest_xray_answer_shows_calibrated_probability_regions_and_heatmap(make_settings, shared_data, tmp_path):
-    from vesalius.vision.models.classifier import shown
+    from vesalius.vision.models.probability import shown
     from vesalius.vision.train.datasets import kermany_files
 
     paths, labels, _, held = kermany_files(shared_data)

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from vesalius.agent.config import load_settings
 from vesalius.agent.errors import AgentError
 

@@ -20,6 +20,7 @@ from pydicom.datadict import DicomDictionary
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary
+
 from vesalius.vision.deid import PROFILE_PATH, DeidOptions, DeidRecord, deidentify, merge_records
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR")  # malformed values are tested on purpose

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
 from pydicom.data import get_testdata_file
+
 from vesalius.vision import load_study
 from vesalius.vision.models.card import WEIGHTS_DIR, load_bundle
 from vesalius.vision.models.gate import CHEST_XRAY, OTHER

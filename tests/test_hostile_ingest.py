@@ -26,6 +26,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.fileset import FileSet
 from pydicom.uid import DeflatedExplicitVRLittleEndian
+
 from vesalius.vision import StudyError, coded, load_study
 from vesalius.vision.errors import LimitError
 from vesalius.vision.options import IngestOptions

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from pydicom.data import get_testdata_file
+
 from vesalius.vision import StudyError, load_study
 from vesalius.vision.options import IngestOptions
 

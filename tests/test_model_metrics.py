@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from vesalius.vision.models.calibration import apply_platt, apply_temperature, fit_platt, fit_temperature
 from vesalius.vision.models.metrics import (
     OperatingPoint,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from vesalius.vision import load_study
 from vesalius.vision.errors import ModelWeightsError
 from vesalius.vision.models.card import WEIGHTS_DIR, load_bundle

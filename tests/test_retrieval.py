@@ -6,6 +6,7 @@ import json
 
 import pytest
 import simple_icd_10_cm as cm
+
 from vesalius.retrieval import BuildOptions, KnowledgeBase, KnowledgeError, load_knowledge
 from vesalius.retrieval.build import build, current_build
 from vesalius.retrieval.spelling import Speller

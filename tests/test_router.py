@@ -1,4 +1,5 @@
 import pytest
+
 from vesalius.agent.router import plan_route
 
 TOOLS = {

@@ -9,6 +9,7 @@ import pytest
 from dicom_factory import order_marks, write_series
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from vesalius.vision import StudyError, load_study
 from vesalius.vision.options import IngestOptions
 from vesalius.vision.slices import choose_slices

@@ -20,6 +20,7 @@ from terminology_files import (
     write_snomed,
     write_umls,
 )
+
 from vesalius.retrieval.errors import KnowledgeError
 from vesalius.retrieval.records import Definition, Problems, Relation, SourceConcept
 from vesalius.retrieval.sources import (

@@ -35,6 +35,7 @@ import pydicom
 import pytest
 from pydicom import uid
 from pydicom.pixels.decoders.base import get_decoder
+
 from vesalius.vision import StudyError, load_study
 
 T = "dicom/pydicom-test-files"

@@ -11,6 +11,7 @@ import json
 import faiss
 import numpy as np
 import pytest
+
 from vesalius.retrieval.errors import KnowledgeError
 from vesalius.retrieval.vectors import FLAT_MAX_FLOATS, KINDS, LARGE_KIND, build_index, load, plan_index, save, search
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from PIL import Image
+
 from vesalius.vision import load_study
 from vesalius.vision.models.gate import StudyKind
 from vesalius.vision.tools import ToolRegistry

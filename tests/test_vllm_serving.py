@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
+
 from vesalius.agent.errors import AgentError
 from vesalius.agent.service import Vesalius
 

@@ -6,6 +6,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
+
 from vesalius.vision import StudyError, load_study
 from vesalius.vision.windows import PRESETS, Window, parse_window, to_grey
 

@@ -24,7 +24,6 @@ from types import MappingProxyType
 from typing import Literal
 
 import pydicom
-from pydantic import BaseModel
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
@@ -32,6 +31,8 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary
 from pydicom.valuerep import VR
+
+from vesalius.vision.deid_record import DeidOptions, DeidRecord
 
 PROFILE_PATH = Path(__file__).with_name("data") / "deid_basic_profile.json"
 PROFILE = "DICOM PS3.15 E.1-1 Basic Application Level Confidentiality Profile (2026c)"
@@ -100,52 +101,6 @@ _UNREADABLE = object()
 _DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _DT_REST = re.compile(r"[0-9.]*([+-][0-9]{4})?")
 _AGE_VALUE = re.compile(r"(\d{3})([DWMY])")
-
-
-@dataclass(frozen=True)
-class DeidOptions:
-    key: bytes  # secret: UID replacement and date offsets are HMAC-SHA256 keyed by it, so they cannot be reversed
-    dates: Literal["remove", "shift"] = "remove"
-    retain_patient_characteristics: bool = True  # age (over 89 -> 090Y, HIPAA Safe Harbor), sex, size, weight ...
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.key, bytes) or len(self.key) < 16:
-            raise ValueError("the de-identification key must be at least 16 random bytes")
-        if self.dates not in ("remove", "shift"):
-            raise ValueError(f"dates must be 'remove' or 'shift', not {self.dates!r}")
-
-
-class DeidRecord(BaseModel):
-    """What de-identification did to one dataset (or a series, see `merge_records`): keywords and counts only."""
-
-    profile: str
-    options: list[str]
-    removed: list[str]  # X: keywords, or "(gggg,eeee)" for attributes without one; private ones are only counted
-    emptied: list[str]  # Z
-    replaced: list[str]  # D: dummy values
-    uids_replaced: int
-    private_removed: int
-    dates: Literal["removed", "shifted"]
-    burned_in_annotation: Literal["NO", "YES", "unknown"]
-
-    def warnings(self) -> list[str]:
-        if self.burned_in_annotation == "YES":
-            return [
-                (
-                    "The image declares burned-in annotation: its pixels may show identifying text (a name, an ID, "
-                    "a date). De-identification cleans the header only; the pixels are not masked, so check the "
-                    "image before sharing it."
-                )
-            ]
-        if self.burned_in_annotation == "unknown":
-            return [
-                (
-                    "The file does not say whether text is burned into the image; ultrasound, secondary captures "
-                    "and scanned documents often carry a name, an ID or a date in the pixels. De-identification "
-                    "cleans the header only; the pixels are not masked, so check the image before sharing it."
-                )
-            ]
-        return []
 
 
 def deidentify(ds: pydicom.Dataset, options: DeidOptions) -> DeidRecord:

@@ -16,6 +16,7 @@ from pydicom.encaps import get_frame
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import UID
+
 from vesalius.vision import codestream, gdcm_fallback
 from vesalius.vision.dicom_read import INTERRUPTS, first_line, number, text
 from vesalius.vision.errors import StudyError

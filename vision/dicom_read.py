@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
 from vesalius.vision import coded
 from vesalius.vision.errors import StudyError
 from vesalius.vision.source import Spool

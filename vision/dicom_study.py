@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.uid import UID
+
 from vesalius.vision import coded
 from vesalius.vision import dicom_pixels as px
 from vesalius.vision.deid import DeidRecord, deidentify

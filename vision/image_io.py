@@ -13,6 +13,8 @@ from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
+
+from vesalius.vision.colour import is_grey_rgb
 from vesalius.vision.dicom_read import first_line
 from vesalius.vision.errors import StudyError
 from vesalius.vision.options import IngestOptions
@@ -118,16 +120,6 @@ def _window(values: np.ndarray, bits: int) -> Window:
     if bits == 8:
         return Window(center=127.5, width=255.0, function="LINEAR_EXACT", source="auto")
     return auto_window(values)
-
-
-GREY_SPREAD = 8.0  # mean |R-G| + |G-B| under which an RGB picture is greyscale in substance
-
-
-def is_grey_rgb(rgb: np.ndarray) -> bool:
-    """A radiograph saved as an RGB JPEG has channels a few levels apart (chroma noise, a coloured marker);
-    a slide or a photograph differs by tens on average."""
-    a = rgb.astype(np.int16)
-    return float((np.abs(a[..., 0] - a[..., 1]) + np.abs(a[..., 1] - a[..., 2])).mean()) < GREY_SPREAD
 
 
 def _values(img: Image.Image) -> tuple[np.ndarray, int]:

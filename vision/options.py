@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from vesalius.vision.deid import DeidOptions
+from vesalius.vision.deid_record import DeidOptions
 
 
 def _session_deid() -> DeidOptions:

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 import pydicom
+
 from vesalius.vision import coded
 from vesalius.vision import dicom_pixels as px
 from vesalius.vision.deid import DeidRecord, deidentify, merge_records

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from vesalius.vision.errors import StudyError
 from vesalius.vision.study import Study
 

@@ -11,7 +11,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel
-from vesalius.vision.deid import DeidRecord
+
+from vesalius.vision.deid_record import DeidRecord
 from vesalius.vision.errors import StudyError
 from vesalius.vision.windows import VoiLut, Window, to_grey, to_uint8_range
 

@@ -11,7 +11,9 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
+
 from vesalius.vision.errors import StudyError
+from vesalius.vision.window_presets import PRESETS
 
 
 class Window(BaseModel):
@@ -30,17 +32,6 @@ class Window(BaseModel):
         return f"{self.name} {text}" if self.name else text
 
 
-# Conventional CT windows (HU); sources such as Radiopaedia's "windowing (CT)" list the same ranges.
-PRESETS: dict[str, tuple[float, float]] = {
-    "lung": (-600.0, 1500.0),
-    "mediastinum": (50.0, 350.0),
-    "bone": (400.0, 1800.0),
-    "brain": (40.0, 80.0),
-    "subdural": (75.0, 215.0),
-    "stroke": (40.0, 40.0),
-    "abdomen": (50.0, 400.0),
-    "liver": (30.0, 150.0),
-}
 AUTO = "auto"  # MR, X-ray and anything without physical units: a percentile window of the image itself
 
 

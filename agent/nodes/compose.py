@@ -11,8 +11,8 @@ from vesalius.agent.nodes.tools import NOT_NEEDED
 from vesalius.agent.prompt import describe_view
 from vesalius.agent.router import RoutePlan
 from vesalius.agent.state import AgentState
-from vesalius.vision.models.classifier import shown
 from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.models.probability import shown
 from vesalius.vision.tools import not_applied
 from vesalius.vision.tools.base import ToolResult
 
@@ -238,5 +238,10 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         ],
         warnings=[*study.warnings, *deps.registry.problems, *warnings],
     )
-    turn = {"question": state["question"], "answer": text, "concepts": [c.concept_id for c in citations]}
+    turn = {
+        "turn": answer.turn,
+        "question": state["question"],
+        "answer": text,
+        "concepts": [c.concept_id for c in citations],
+    }
     return {"answer": answer.model_dump(mode="json"), "history": [turn]}

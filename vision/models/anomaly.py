@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from pydantic import BaseModel, Field
 from scipy import ndimage
+
 from vesalius.vision.models.card import Card
 from vesalius.vision.models.net import CompactResNet
 from vesalius.vision.models.preprocess import standardise, to_grey_array

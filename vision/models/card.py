@@ -14,9 +14,9 @@ import torch
 from pydantic import BaseModel, Field
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from vesalius.vision.errors import ModelWeightsError
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+from vesalius.vision.errors import ModelWeightsError
+from vesalius.vision.models.store import WEIGHTS_DIR  # noqa: F401 - where callers have always found it
 
 
 class Calibration(BaseModel):

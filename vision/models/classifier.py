@@ -5,23 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image
-from pydantic import BaseModel, Field
+
 from vesalius.vision.models.calibration import apply_platt, apply_temperature
 from vesalius.vision.models.card import Calibration, Card
 from vesalius.vision.models.net import CompactResNet
 from vesalius.vision.models.preprocess import to_tensor
-
-
-class Probability(BaseModel):
-    label: str
-    probability: float = Field(description="calibrated on validation; a likelihood, not a verdict")
-    threshold: float | None = Field(None, description="the operating point of the model card")
-    above_threshold: bool | None = None
-
-
-def shown(p: float) -> str:
-    """A probability as people should read it: never a rounded 1.00 or 0.00, which would read as certainty."""
-    return "> 0.99" if p > 0.99 else "< 0.01" if p < 0.01 else f"{p:.2f}"
+from vesalius.vision.models.probability import Probability
 
 
 def calibrate(logits: np.ndarray, c: Calibration) -> np.ndarray:

@@ -21,8 +21,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
-from vesalius.vision.image_io import is_grey_rgb
-from vesalius.vision.models.classifier import CalibratedClassifier, shown
+
+from vesalius.vision.colour import is_grey_rgb
+from vesalius.vision.models.probability import shown
 
 CHEST_XRAY = "chest_xray_frontal"
 OTHER = "other"  # the image gate's class for images of none of the kinds it knows
@@ -189,6 +190,8 @@ def decide(probs: dict[str, float], *, coloured: bool, min_probability: dict[str
 
 class Gate:
     def __init__(self, card, net):
+        from vesalius.vision.models.classifier import CalibratedClassifier  # torch: only when the gate runs
+
         self.model = CalibratedClassifier(card, net)
         classes = card.classes
         given = card.extra.get("min_probability", {})

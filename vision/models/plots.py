@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from vesalius.vision.models.metrics import Reliability
 
 if TYPE_CHECKING:

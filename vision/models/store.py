@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from vesalius.vision.models.anomaly import AnomalyDetector
-from vesalius.vision.models.card import WEIGHTS_DIR, Card, load_bundle
-from vesalius.vision.models.classifier import CalibratedClassifier
-from vesalius.vision.models.gate import Gate
-from vesalius.vision.models.net import CompactResNet, NetConfig
+if TYPE_CHECKING:  # torch, FAISS and SciPy load with the first model, not with the store
+    from vesalius.vision.models.anomaly import AnomalyDetector
+    from vesalius.vision.models.card import Card
+    from vesalius.vision.models.classifier import CalibratedClassifier
+    from vesalius.vision.models.gate import Gate
+    from vesalius.vision.models.net import CompactResNet
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 class ModelStore:
@@ -21,6 +24,11 @@ class ModelStore:
 
     def network(self, name: str) -> tuple[Card, CompactResNet]:
         """A bundle's card and network, freshly loaded (classifier and gate keep theirs)."""
+        import torch
+
+        from vesalius.vision.models.card import load_bundle
+        from vesalius.vision.models.net import CompactResNet, NetConfig
+
         card, tensors = load_bundle(self.directory, name)
         net = CompactResNet(NetConfig(**card.net))
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
@@ -28,16 +36,23 @@ class ModelStore:
 
     def classifier(self, name: str) -> CalibratedClassifier:
         if name not in self._loaded:
+            from vesalius.vision.models.classifier import CalibratedClassifier
+
             self._loaded[name] = CalibratedClassifier(*self.network(name))
         return self._loaded[name]  # type: ignore[return-value]
 
     def gate(self, name: str = "modality_gate") -> Gate:
         if name not in self._loaded:
+            from vesalius.vision.models.gate import Gate
+
             self._loaded[name] = Gate(*self.network(name))
         return self._loaded[name]  # type: ignore[return-value]
 
     def anomaly(self, name: str = "chest_anomaly") -> AnomalyDetector:
         if name not in self._loaded:
+            from vesalius.vision.models.anomaly import AnomalyDetector
+            from vesalius.vision.models.card import load_bundle
+
             card, tensors = load_bundle(self.directory, name)
             backbone = self.classifier(card.backbone).net if card.backbone else None
             self._loaded[name] = AnomalyDetector(card, backbone, tensors["memory"].numpy())

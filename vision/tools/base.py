@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from pydantic import BaseModel, Field
-from vesalius.vision.models.classifier import Probability
+
 from vesalius.vision.models.gate import StudyKind
-from vesalius.vision.study import Study
+from vesalius.vision.models.probability import Probability
+
+if TYPE_CHECKING:  # the result types import without pixels, pydicom or torch
+    from vesalius.vision.study import Study
 
 # What a question can ask of the image; each tool declares which of these it answers (the router matches them).
 Intent = Literal["abnormality", "measurement", "quality"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from vesalius.vision.models.gate import StudyKind
 from vesalius.vision.study import Study
 from vesalius.vision.tools.base import ToolResult

@@ -4,14 +4,17 @@ anomaly detector. Each runs only on the kind of study its model was trained on, 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vesalius.vision.models.card import Card
-from vesalius.vision.models.classifier import shown
 from vesalius.vision.models.gate import CHEST_XRAY, StudyKind
+from vesalius.vision.models.probability import shown
 from vesalius.vision.models.store import ModelStore
 from vesalius.vision.study import Study
 from vesalius.vision.tools.base import AnomalyScore, ModelInfo, Region, ToolResult
 from vesalius.vision.tools.overlay import write_overlay
+
+if TYPE_CHECKING:
+    from vesalius.vision.models.card import Card
 
 _SIDE_NOTE = "on a standard frontal film the image left is the patient's right"
 

@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from pydantic import BaseModel
+
 from vesalius.vision.models.gate import TRAINED_KINDS, StudyKind, kind_from_tags, screen
 from vesalius.vision.models.store import ModelStore
 from vesalius.vision.study import Study

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
+
 from vesalius.vision.errors import ModelWeightsError
 from vesalius.vision.models.anomaly import (
     NormalMemory,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
 from vesalius.vision.errors import ModelWeightsError
 from vesalius.vision.models.gate import looks_coloured
 from vesalius.vision.models.preprocess import to_grey_array

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from vesalius.vision.models.calibration import fit_platt, fit_temperature
 from vesalius.vision.models.card import Calibration
 from vesalius.vision.models.classifier import calibrate

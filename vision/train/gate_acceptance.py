@@ -21,6 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 from tqdm import tqdm
+
 from vesalius.vision.image_io import read_image
 from vesalius.vision.models.gate import CHEST_XRAY, Gate
 from vesalius.vision.models.store import ModelStore

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from vesalius.vision.models.calibration import apply_temperature, fit_temperature
 from vesalius.vision.models.card import Calibration, Card, save_bundle
 from vesalius.vision.models.gate import CHEST_XRAY, MIN_PROBABILITY, OTHER, TAG_VETO_OTHER, decide, min_probability_for

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+
 from vesalius.vision.errors import ModelWeightsError
 
 Rng = np.random.Generator

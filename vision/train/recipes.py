@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from vesalius.vision.errors import ModelWeightsError
 from vesalius.vision.models.card import WEIGHTS_DIR, Card, save_bundle
 from vesalius.vision.models.classifier import calibrate

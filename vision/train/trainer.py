@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
 from vesalius.vision.models.net import CompactResNet, NetConfig
 from vesalius.vision.models.preprocess import standardise
 from vesalius.vision.train.augment import augment
