@@ -202,7 +202,7 @@ def demo(as_json) -> None:
     """Ask a real question about the CT slice that ships inside pydicom (no download, no model server needed)."""
     from pydicom.data import get_testdata_file
 
-    path = get_testdata_file("CT_small.dcm")
+    path = str(get_testdata_file("CT_small.dcm"))
     echo(f"vesalius ask --study {path} {DEMO_QUESTION!r}\n", err=True)
     with _agent() as agent:
         _emit(agent.ask(DEMO_QUESTION, study=path), as_json)

@@ -157,7 +157,7 @@ class Vesalius:
                 study, modality = known["study_path"], modality or known.get("modality")
                 series = series if series is not None else known.get("series")
                 window = window or known.get("window")
-            study_path = str(Path(study).resolve())
+            study_path = str(Path(study).resolve())  # type: ignore[arg-type]  # None only before the branch above
             # Everything that can fail on the input fails here, with a StudyError, before the thread is written.
             loaded = self.deps.study(study_path, modality, series, fresh=True)
             if follow_up:
