@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from pydicom.data import get_testdata_file
+
 from vesalius.agent.config import Settings, load_settings
 from vesalius.retrieval import bundled_knowledge_path
 
@@ -74,6 +76,46 @@ def cli_env(tmp_path, index_cache) -> dict[str, str]:
         VESALIUS_DATA_DIR=str(tmp_path / "data"),
     )
     return env
+
+
+class CliRun(NamedTuple):
+    """What a `vesalius` run left: named like `subprocess.CompletedProcess`, so tests read the same either way."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke_cli(env: dict[str, str], *args, input: str | bytes | None = None) -> CliRun:
+    """Run the `vesalius` command line in this process (click's CliRunner) with exactly `env`'s VESALIUS_*
+    variables: stdin from `input`, stdout and stderr captured apart, neither a terminal, as in a pipe.
+
+    The command's user errors are exit codes, as in a process; an exception that escapes it is raised here with
+    its traceback (the CLI reports bugs in one line: VESALIUS_DEBUG=1 in the test run's environment lets them out)."""
+    from click.testing import CliRunner
+
+    from vesalius.agent.cli import main
+
+    keep = {k: os.environ[k] for k in ("VESALIUS_DEBUG",) if k in os.environ}
+    leaking = {k: None for k in os.environ if k.startswith("VESALIUS_") and k not in env}
+    result = CliRunner().invoke(
+        main, [str(a) for a in args], input=input, env=leaking | dict(env) | keep, prog_name="vesalius"
+    )
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception.with_traceback(result.exc_info[2] if result.exc_info else None)
+    return CliRun(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def cli(cli_env):
+    """`cli(*args, env=None, input=None)`: `vesalius *args` in this process, in `cli_env` (or `env`), which
+    saves a process start-up (seconds of imports) per call. Keep real processes for what needs one: the entry
+    point, signals, a broken pipe, concurrency between processes, and time or memory measured on a child."""
+
+    def run(*args, env: dict[str, str] | None = None, input: str | bytes | None = None) -> CliRun:
+        return invoke_cli(cli_env if env is None else env, *args, input=input)
+
+    return run
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Conversations under pressure: concurrent turns on one thread, failed turns, a damaged store, a study that
-changed on disk between turns, and two first questions racing to build the starter knowledge base."""
+changed on disk between turns, and two first questions racing to build the starter knowledge base. A race between
+processes is one between real `vesalius` processes; the command line's other checks run in this process."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from vesalius.agent.errors import AgentError
 from vesalius.agent.service import Vesalius
 
@@ -33,15 +35,8 @@ def _rows(db: Path, thread: str) -> tuple[int, int]:
     return checkpoints, writes
 
 
-def test_concurrent_processes_on_one_thread_lose_no_turn(cli_env, ct_path):
-    first = subprocess.run(
-        [VESALIUS, "ask", "--json", "--study", str(ct_path), "Is there an effusion?"],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def test_concurrent_processes_on_one_thread_lose_no_turn(cli, cli_env, ct_path):
+    first = cli("ask", "--json", "--study", ct_path, "Is there an effusion?")  # the thread, before the race
     assert first.returncode == 0, first.stderr
     thread = json.loads(first.stdout)["thread_id"]
     questions = [f"What is the attenuation of region {i}?" for i in range(3)]
@@ -116,7 +111,7 @@ def test_a_failed_turn_stores_nothing(make_settings, ct_path, monkeypatch):
         assert agent.ask("What does that mean?", thread_id=thread).turn == 2
 
 
-def test_a_damaged_store_is_refused_and_left_as_it_was(cli_env, ct_path, tmp_path):
+def test_a_damaged_store_is_refused_and_left_as_it_was(cli, cli_env, ct_path, tmp_path):
     data = Path(cli_env["VESALIUS_DATA_DIR"])
     with agent_over(cli_env) as agent:
         for i in range(3):
@@ -128,14 +123,7 @@ def test_a_damaged_store_is_refused_and_left_as_it_was(cli_env, ct_path, tmp_pat
     raw[2 * page : 2 * page + 64] = b"\xa5" * 64  # a b-tree page header overwritten
     db.write_bytes(bytes(raw))
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
-    p = subprocess.run(
-        [VESALIUS, "ask", "--study", str(ct_path), "Is there an effusion?"],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    p = cli("ask", "--study", ct_path, "Is there an effusion?")
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert p.stderr.startswith("error: the conversation store") and "move it aside" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr

@@ -9,6 +9,7 @@ import shutil
 import warnings
 
 import pydicom
+
 from vesalius.agent.service import Vesalius
 from vesalius.vision import StudyError
 

@@ -1,21 +1,22 @@
 """Tools plug in through the `vesalius.tools` entry point group: a plugin installed next to Vesalius is listed,
-routed and run by the unchanged agent; a broken plugin is reported without taking the built-in tools down."""
+routed and run by the unchanged agent; a broken plugin is reported without taking the built-in tools down. The command
+line runs in this process (the `cli` fixture), with the plugin's distribution on its import path."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
+import sys
 import textwrap
 
 import pytest
-from test_cli import VESALIUS
+
 from vesalius.vision.models.gate import StudyKind
 from vesalius.vision.models.store import ModelStore
 from vesalius.vision.tools import ToolRegistry, ToolResult
 
 PLUGIN = textwrap.dedent(
     """
+    from PIL import ImageStat
     from vesalius.vision.tools.base import ToolResult
 
     class LungBrightness:
@@ -32,8 +33,7 @@ PLUGIN = textwrap.dedent(
             return None if kind.is_chest_xray else f"chest X-rays only, this is {kind.kind}"
 
         def run(self, study, out_dir):
-            grey = study.image.convert("L")
-            mean = sum(grey.getdata()) / (grey.width * grey.height)
+            mean = ImageStat.Stat(study.image.convert("L")).mean[0]
             return ToolResult(tool=self.name, applied=True, reason="chest X-ray",
                               summary=f"mean grey {mean:.1f}", measurements={"mean_grey": mean})
 
@@ -44,7 +44,9 @@ PLUGIN = textwrap.dedent(
 
 
 @pytest.fixture
-def plugin_env(tmp_path, cli_env):
+def plugin_installed(tmp_path, monkeypatch):
+    """The demo plugin's distribution (module, METADATA, entry points) in a folder on this process's import path,
+    where the in-process command line (the `cli` fixture) discovers it as it would an installed distribution."""
     site = tmp_path / "site"
     (site / "vesalius_demo_plugin-0.1.dist-info").mkdir(parents=True)
     (site / "vesalius_demo_plugin.py").write_text(PLUGIN)
@@ -53,13 +55,14 @@ def plugin_env(tmp_path, cli_env):
     (meta / "entry_points.txt").write_text(
         "[vesalius.tools]\nlung_brightness = vesalius_demo_plugin:make\nbroken = vesalius_demo_plugin:missing\n"
     )
-    return cli_env | {"PYTHONPATH": os.pathsep.join([str(site), cli_env.get("PYTHONPATH", "")])}
+    monkeypatch.syspath_prepend(str(site))  # undone after the test, like the module it imports
+    sys.modules.pop("vesalius_demo_plugin", None)
+    yield
+    sys.modules.pop("vesalius_demo_plugin", None)
 
 
-def test_a_plugin_is_listed_and_a_broken_one_reported(plugin_env):
-    run = subprocess.run(
-        [VESALIUS, "tools", "--json"], check=False, capture_output=True, text=True, env=plugin_env, timeout=120
-    )
+def test_a_plugin_is_listed_and_a_broken_one_reported(plugin_installed, cli):
+    run = cli("tools", "--json")
     assert run.returncode == 0, run.stderr
     tools = {t["name"]: t for t in json.loads(run.stdout)}
     assert tools["lung_brightness"]["source"].startswith("plugin lung_brightness")
@@ -68,18 +71,11 @@ def test_a_plugin_is_listed_and_a_broken_one_reported(plugin_env):
     assert "tool plugin 'broken'" in run.stderr and "AttributeError" in run.stderr
 
 
-def test_the_agent_routes_and_gates_a_plugin_tool(plugin_env, shared_data, ct_path):
+def test_the_agent_routes_and_gates_a_plugin_tool(plugin_installed, cli, shared_data, ct_path):
     film = min((shared_data / "kermany-cxr" / "train" / "NORMAL").iterdir())
     answers = {}
     for name, study in (("film", film), ("ct", ct_path)):
-        run = subprocess.run(
-            [VESALIUS, "ask", "--study", str(study), "Is there an abnormality?", "--json"],
-            capture_output=True,
-            check=False,
-            text=True,
-            env=plugin_env,
-            timeout=300,
-        )
+        run = cli("ask", "--study", study, "Is there an abnormality?", "--json")
         assert run.returncode == 0, run.stderr
         answers[name] = {t["tool"]: t for t in json.loads(run.stdout)["tools"]}
     assert answers["film"]["lung_brightness"]["applied"]

@@ -1,4 +1,5 @@
-"""`vesalius train` reproduces a model from the shared data: same seed, same bytes; splits never share a patient."""
+"""`vesalius train` reproduces a model from the shared data: same seed, same bytes (in a fresh process and in one that
+did other work first); splits never share a patient."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 from test_cli import VESALIUS
+
 from vesalius.vision.models.card import load_bundle
 from vesalius.vision.train.datasets import fold_of, kermany_files, kermany_patient
 
 
 def _train(model: str, out, data, env, *extra: str) -> subprocess.CompletedProcess:
+    """`vesalius train` in a process of its own."""
     return subprocess.run(
         [VESALIUS, "train", model, "--data", str(data), "--out", str(out), *extra],
         capture_output=True,
@@ -24,8 +27,27 @@ def _train(model: str, out, data, env, *extra: str) -> subprocess.CompletedProce
     )
 
 
-def test_training_is_reproducible_and_writes_a_complete_bundle(shared_data, tmp_path, cli_env):
-    runs = [_train("breastmnist", tmp_path / name, shared_data, cli_env, "--epochs", "3") for name in ("a", "b")]
+@pytest.fixture
+def train_here(cli):
+    """`vesalius train` in this process; the global torch settings a training run makes are put back afterwards."""
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+
+    def train(model: str, out, data, *extra: str):
+        return cli("train", model, "--data", data, "--out", out, *extra)
+
+    yield train
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+
+
+def test_training_is_reproducible_and_writes_a_complete_bundle(shared_data, tmp_path, cli_env, train_here):
+    # One run in a fresh process, one in this process after other work: the seed alone decides the weights.
+    runs = [
+        _train("breastmnist", tmp_path / "a", shared_data, cli_env, "--epochs", "3"),
+        train_here("breastmnist", tmp_path / "b", shared_data, "--epochs", "3"),
+    ]
     for run in runs:
         assert run.returncode == 0, run.stderr
         assert "training breastmnist" in run.stderr  # the progress bar
@@ -40,12 +62,12 @@ def test_training_is_reproducible_and_writes_a_complete_bundle(shared_data, tmp_
     assert not list((tmp_path / "a").glob(".*tmp"))  # bundles are written under temporary names, then renamed
 
 
-def test_bad_requests_are_clear_errors(tmp_path, cli_env, shared_data):
-    run = _train("resnet152", tmp_path, shared_data, cli_env)
+def test_bad_requests_are_clear_errors(tmp_path, train_here, shared_data):
+    run = train_here("resnet152", tmp_path, shared_data)
     assert run.returncode == 2 and "no model called 'resnet152'" in run.stderr and "pneumonia" in run.stderr
-    run = _train("pneumonia", tmp_path, tmp_path / "nowhere", cli_env)
+    run = train_here("pneumonia", tmp_path, tmp_path / "nowhere")
     assert run.returncode == 2 and "Kermany chest X-ray folder not found" in run.stderr
-    run = _train("chest_anomaly", tmp_path / "empty", shared_data, cli_env)
+    run = train_here("chest_anomaly", tmp_path / "empty", shared_data)
     assert run.returncode == 2 and "vesalius train pneumonia` first" in run.stderr
 
 
