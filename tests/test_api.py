@@ -76,20 +76,18 @@ def test_importing_the_api_and_its_result_types_loads_no_heavy_library(code):
     ]
 
 
-def test_looking_up_a_code_loads_neither_torch_nor_faiss(tmp_path):
+def test_looking_up_a_code_loads_neither_torch_nor_faiss(make_settings):
+    settings = make_settings()
+    with vesalius.Vesalius(settings) as v:
+        v.knowledge()  # the session's base, built once here if no other test built it yet
     loaded = _imported_after(
-        "import os, vesalius\n"
-        f"os.environ.update(HOME={str(tmp_path)!r}, VESALIUS_CACHE_DIR={str(tmp_path / 'cache')!r})\n"
-        "from vesalius.retrieval.build import BuildOptions, build\n"
-        f"from pathlib import Path\n"
-        f"report = build(Path({str(tmp_path / 'kb')!r}), BuildOptions.starter(), progress=False)\n"
-        "import sys\n"
-        "for m in [m for m in sys.modules if m.split('.')[0] in ('torch', 'faiss', 'sentence_transformers')]:\n"
-        "    del sys.modules[m]  # the build embeds with them; the lookup below must not bring them back\n"
-        "with vesalius.Vesalius(vesalius.load_settings(kb_dir=report.path)) as v:\n"
+        "import vesalius\n"
+        f"settings = vesalius.load_settings({{}}, cache_dir={str(settings.cache_dir)!r}, "
+        f"data_dir={str(settings.data_dir)!r})\n"
+        "with vesalius.Vesalius(settings) as v:\n"
         "    assert v.concept('C0032285').preferred_name == 'Pneumonia'"
     )
-    assert not {m.split(".")[0] for m in loaded} & {"torch", "faiss", "sentence_transformers"}
+    assert not {m.split(".")[0] for m in loaded} & {"torch", "faiss", "sentence_transformers", "pydicom"}
 
 
 def test_old_top_level_names_are_not_importable():

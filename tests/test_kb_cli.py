@@ -73,11 +73,13 @@ def test_malformed_lines_stop_the_build_or_are_skipped_and_counted(cli, cli_env,
     assert current_build(tmp_path / "kb") != in_use
 
 
-def test_an_interrupted_build_resumes_and_gives_the_same_base(cli, cli_env, tmp_path):
+def test_an_interrupted_build_resumes_and_gives_the_same_base(cli, cli_env, tmp_path, small_imaging):
     env = kb_env(cli_env, tmp_path)
     obo = tmp_path / "test.obo"
     obo.write_text(OBO)
-    args = ["kb", "build", "--no-hpo", "--no-icd10cm", "--obo", str(obo), "--chunk-rows", "32", "--quiet"]
+    # A fifth of the imaging knowledge: still a dozen chunks of 32 texts to interrupt, embedded in seconds.
+    imaging = ["--imaging", str(small_imaging(40))]
+    args = ["kb", "build", "--no-hpo", "--no-icd10cm", *imaging, "--obo", str(obo), "--chunk-rows", "32", "--quiet"]
     proc = subprocess.Popen([VESALIUS, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     chunks = []

@@ -63,10 +63,10 @@ def _rss_mb() -> float:
 
 
 def _large_ct(path: Path, seed: int) -> Path:
-    """A 1024 x 1024 CT slice (4 MB as float32 once loaded) with content of its own."""
+    """A 768 x 768 CT slice (2.25 MB as float32 once loaded) with content of its own."""
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     rng = np.random.default_rng(seed)
-    base = np.kron(ds.pixel_array, np.ones((8, 8), dtype=ds.pixel_array.dtype))
+    base = np.kron(ds.pixel_array, np.ones((6, 6), dtype=ds.pixel_array.dtype))
     pixels = (base + rng.integers(0, 20, base.shape)).astype(ds.pixel_array.dtype)
     ds.Rows, ds.Columns = pixels.shape
     ds.PixelData = pixels.tobytes()
@@ -79,14 +79,14 @@ def _large_ct(path: Path, seed: int) -> Path:
 def test_memory_levels_off_over_fifty_studies(make_settings, tmp_path):
     studies = [_large_ct(tmp_path / f"ct{i:02d}.dcm", i) for i in range(50)]
     rss = []
-    with vesalius.Vesalius(make_settings(study_cache_mb=10)) as v:
+    with vesalius.Vesalius(make_settings(study_cache_mb=6)) as v:
         for path in studies:
             v.ask("Is there a pleural effusion on this CT?", study=path)
             rss.append(_rss_mb())
             assert v.deps.cached_studies() <= 4
         cached = v.deps.cached_studies()
-    # 10 MB holds two of these 4 MB volumes and their renderings: the byte bound, not the count, decides.
+    # 6 MB holds two of these 2.25 MB volumes and their renderings: the byte bound, not the count, decides.
     assert cached <= 2
     warm, end = rss[9], rss[-1]
-    # Forty more studies of 4 MB each would add 160 MB if each stayed; allow noise from the allocator.
+    # Forty more studies of 2.25 MB each would add 90 MB if each stayed; allow noise from the allocator.
     assert end - warm < 40, f"resident memory grew from {warm:.0f} MB to {end:.0f} MB: {[round(r) for r in rss]}"

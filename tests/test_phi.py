@@ -13,9 +13,10 @@ import pydicom
 from vesalius.agent.service import Vesalius
 from vesalius.vision import StudyError
 
-# Random identifiers the agent and LangGraph mint (checkpoint UUIDs, thread ids): hex digits that can contain a
-# short numeric value such as a study time by chance, without carrying anything from the study.
-MINTED_IDS = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Random identifiers the agent and LangGraph mint (checkpoint UUIDs, thread ids, and channel versions such as
+# "00000000000000000000000000000002.0.12345635414196487", a counter and a random fraction): digits that can contain a
+# short numeric value such as a study time or "123456" by chance, without carrying anything from the study.
+MINTED_IDS = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9]{32}\.[0-9]+\.[0-9]+")
 
 # Identifying attributes whose values are searched for (UIDs too: they link a study back to a patient).
 PHI_KEYWORDS = (

@@ -26,6 +26,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 _WHERE = {
     "Vesalius": "vesalius.agent.service",
     "Answer": "vesalius.agent.answer",
+    "Turn": "vesalius.agent.answer",
     "Settings": "vesalius.agent.config",
     "load_settings": "vesalius.agent.config",
     "Inspection": "vesalius.agent.inspect",
@@ -55,6 +56,7 @@ __all__ = [
     "Settings",
     "StudyError",
     "ToolDeclaration",
+    "Turn",
     "Vesalius",
     "VesaliusError",
     "__version__",
@@ -66,7 +68,7 @@ __getattr__, __dir__ = lazy_attributes(__name__, globals(), _WHERE)
 
 
 if TYPE_CHECKING:
-    from vesalius.agent.answer import Answer
+    from vesalius.agent.answer import Answer, Turn
     from vesalius.agent.batch import ImageRecord
     from vesalius.agent.config import Settings, load_settings
     from vesalius.agent.errors import AgentError, ModelServerError
