@@ -23,6 +23,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -117,15 +118,22 @@ def _failed(source: Source, exc: Exception) -> KnowledgeError:
     )
 
 
-def _source_stamp(source: Source) -> dict | str:
+@contextmanager
+def _blamed(source: Source) -> Iterator[None]:
+    """A plugin's own exception becomes a KnowledgeError that names it; a built-in source's is a bug, and stays one."""
     try:
-        return source.stamp()
+        yield
     except KnowledgeError:
         raise
     except Exception as exc:
         if _is_plugin(source):
             raise _failed(source, exc) from exc
         raise
+
+
+def _source_stamp(source: Source) -> dict | str:
+    with _blamed(source):
+        return source.stamp()
 
 
 def _version_key(opts: BuildOptions, embedder: Embedder) -> tuple[str, dict]:
@@ -151,14 +159,8 @@ def _counted(records: Iterator[SourceConcept], label: str, progress: bool, count
 
 def _records(opts: BuildOptions, problems: Problems, progress: bool, counts: dict[str, int]) -> Iterator[SourceConcept]:
     for source in opts.sources:
-        try:
+        with _blamed(source):
             yield from _counted(source.records(problems), source.label, progress, counts)
-        except KnowledgeError:
-            raise
-        except Exception as exc:
-            if _is_plugin(source):
-                raise _failed(source, exc) from exc
-            raise
 
 
 def dense_texts(c: Concept) -> list[str]:
