@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from vesalius.agent.router import RoutePlan
 from vesalius.agent.schema import SCHEMA_VERSION
+from vesalius.agent.short_answer import ShortAnswer
 from vesalius.vision.deid_record import DeidRecord
 from vesalius.vision.models.gate import StudyKind
 from vesalius.vision.study import StudySummary
@@ -71,6 +72,10 @@ class Answer(BaseModel):
     )
     tools: list[ToolResult] = Field(description="every tool, with what it found or why it did not run")
     urgent: list[str] = Field(description="urgent notes, shown before everything else")
+    short_answer: ShortAnswer | None = Field(
+        description="the answer in a word (yes, no, CT ...) where a tool or the study's kind answers it; null when "
+        "nothing here does (schema 5)"
+    )
     answer: str
     answer_source: Literal["model", "tools_and_knowledge"]
     model: ModelUse

@@ -38,6 +38,8 @@ def render_text(a: Answer) -> str:
     out: list[str] = []
     if a.urgent:
         out += ["URGENT", *(f"  ! {note}" for note in a.urgent), ""]
+    if s := a.short_answer:
+        out += [f"In short {s.text}: {s.basis} [{s.source}]", ""]
     out += [f"Study    {a.study.one_line()}", f"Shown    {a.shown}"]
     if a.deidentification:
         out.append(f"De-id    {deid_line(a.deidentification)}")

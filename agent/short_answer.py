@@ -1,0 +1,118 @@
+"""The answer in a word, where something here really answers the question: for people first, and for scoring.
+
+Only two things answer today, each from evidence the study has already produced; anything else leaves the short
+answer empty (an evaluation scores that as wrong, never as a guess):
+
+- the kind of study (CT, MRI, X-ray, ultrasound, pathology) for "what modality is this?" and "is this a CT?",
+  from the DICOM tags or from the image gate when it accepted the image, with the gate's probability;
+- a trained classifier's finding for a yes/no question that names it ("is there pneumonia?"): yes when the
+  calibrated probability reaches the model card's operating threshold, with the probability that the short answer
+  is right. It is the model's reading at its screening threshold, not a diagnosis.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from vesalius.vision.models.gate import StudyKind
+from vesalius.vision.models.probability import shown
+from vesalius.vision.tools.base import ToolResult
+
+_YES_NO = re.compile(r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|should|would|will)\b")
+_MODALITY_QUESTION = re.compile(
+    r"\b(modality|kind of (image|imaging|scan|study)|type of (image|imaging|scan|study)|imaging (technique|method)"
+    r"|(image|scan|study) (type|kind))\b"
+)
+# The gate's kinds, by the name a reader uses.
+_MODALITY = {
+    "ct": "CT",
+    "mri": "MRI",
+    "ultrasound": "ultrasound",
+    "chest_xray_frontal": "X-ray",
+    "chest_xray_lateral": "X-ray",
+    "other_xray": "X-ray",
+    "pathology": "pathology",
+}
+_SAID = {
+    "CT": (r"\bct\b", r"computed tomograph", r"\bcat scan"),
+    "MRI": (r"\bmri\b", r"\bmr\b", r"magnetic resonance"),
+    "X-ray": (r"x-?\s?ray", r"radiograph", r"plain film"),
+    "ultrasound": (r"ultrasound", r"sonogra", r"\bus\b"),
+    "pathology": (r"patholog", r"histolog", r"microscop", r"\bslide\b"),
+}
+# A classifier's positive class, and the words that name it in a question.
+_FINDING_WORDS = {"pneumonia": (r"pneumon",), "malignant": (r"malignan", r"cancer", r"carcinom")}
+
+
+class ShortAnswer(BaseModel):
+    text: str = Field(description="the answer in a word or phrase: yes, no, CT, MRI, X-ray, ...")
+    probability: float | None = Field(
+        None, description="calibrated probability that this short answer is right, when a trained model gave it"
+    )
+    source: str = Field(description="what gave it: a tool's name, 'dicom_tags' or 'image_gate'")
+    basis: str = Field(description="the evidence, in words")
+    kind: Literal["yes_no", "modality"]
+
+
+def short_answer(question: str, kind: StudyKind | None, tools: list[ToolResult]) -> ShortAnswer | None:
+    q = f" {question.lower().strip()} "
+    return _finding(q, tools) or _modality(q, kind)
+
+
+def _said(q: str, patterns: tuple[str, ...]) -> bool:
+    return any(re.search(p, q) for p in patterns)
+
+
+def _finding(q: str, tools: list[ToolResult]) -> ShortAnswer | None:
+    if not _YES_NO.match(q):
+        return None
+    for t in tools:
+        if not (t.applied and len(t.probabilities) == 1):
+            continue
+        p = t.probabilities[0]
+        if p.above_threshold is None or not _said(q, _FINDING_WORDS.get(p.label, (re.escape(p.label),))):
+            continue
+        yes = p.above_threshold
+        return ShortAnswer(
+            text="yes" if yes else "no",
+            probability=round(p.probability if yes else 1 - p.probability, 4),
+            source=t.tool,
+            basis=f"probability of {p.label} {shown(p.probability)} against the model's threshold {p.threshold:.2f}",
+            kind="yes_no",
+        )
+    return None
+
+
+def _modality(q: str, kind: StudyKind | None) -> ShortAnswer | None:
+    if kind is None or kind.kind not in _MODALITY:
+        return None  # the gate did not recognise the study: nothing to say about its kind
+    name = _MODALITY[kind.kind]
+    source = "dicom_tags" if kind.source == "dicom_tags" else "image_gate"
+    gate_p = kind.probabilities or {}
+    if _YES_NO.match(q):
+        asked = [m for m, patterns in _SAID.items() if _said(q, patterns)]
+        if len(asked) != 1:
+            return None
+        yes = asked[0] == name
+        # The gate's probability of the asked kind (all X-ray kinds together), when the gate read the image.
+        asked_kinds = [k for k, m in _MODALITY.items() if m == asked[0]]
+        p_asked = sum(gate_p.get(k, 0.0) for k in asked_kinds) if source == "image_gate" and gate_p else None
+        return ShortAnswer(
+            text="yes" if yes else "no",
+            probability=None if p_asked is None else round(p_asked if yes else 1 - p_asked, 4),
+            source=source,
+            basis=f"the study is {kind.described()}",
+            kind="modality",
+        )
+    if _MODALITY_QUESTION.search(q):
+        return ShortAnswer(
+            text=name,
+            probability=kind.probability if source == "image_gate" else None,
+            source=source,
+            basis=f"the study is {kind.described()}",
+            kind="modality",
+        )
+    return None
