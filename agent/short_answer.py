@@ -22,6 +22,13 @@ from vesalius.vision.models.probability import shown
 from vesalius.vision.tools.base import ToolResult
 
 _YES_NO = re.compile(r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|should|would|will)\b")
+# "Is this (image) a CT (scan)?", "Was the image taken with an MRI?": a question about the kind of study alone. A
+# yes/no question that merely names a modality ("Is the chest x-ray normal?") asks something else.
+_IS_KIND = re.compile(
+    r"^\s*(is|was) (this|it|the (image|scan|study|picture|film|exam))( image| scan| study| picture| film)?"
+    r"( taken| obtained| done| acquired)?( with| using| by| on)?( an?| the)? (?P<what>[\w -]{1,30}?)"
+    r"( scan| image| study| film| exam)?\s*\??\s*$"
+)
 _MODALITY_QUESTION = re.compile(
     r"\b(modality|kind of (image|imaging|scan|study)|type of (image|imaging|scan|study)|imaging (technique|method)"
     r"|(image|scan|study) (type|kind))\b"
@@ -93,8 +100,10 @@ def _modality(q: str, kind: StudyKind | None) -> ShortAnswer | None:
     source = "dicom_tags" if kind.source == "dicom_tags" else "image_gate"
     gate_p = kind.probabilities or {}
     if _YES_NO.match(q):
-        asked = [m for m, patterns in _SAID.items() if _said(q, patterns)]
-        if len(asked) != 1:
+        about_kind = _IS_KIND.match(q)
+        what = f" {about_kind['what']} " if about_kind else ""
+        asked = [m for m, patterns in _SAID.items() if _said(what, patterns)]
+        if len(asked) != 1 or len(what.split()) > 3:
             return None
         yes = asked[0] == name
         # The gate's probability of the asked kind (all X-ray kinds together), when the gate read the image.

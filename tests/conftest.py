@@ -94,7 +94,7 @@ def invoke_cli(env: dict[str, str], *args, input: str | bytes | None = None) -> 
     its traceback (the CLI reports bugs in one line: VESALIUS_DEBUG=1 in the test run's environment lets them out)."""
     from click.testing import CliRunner
 
-    from vesalius.agent.cli import main
+    from vesalius.cli import main
 
     keep = {k: os.environ[k] for k in ("VESALIUS_DEBUG",) if k in os.environ}
     leaking = {k: None for k in os.environ if k.startswith("VESALIUS_") and k not in env}

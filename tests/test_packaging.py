@@ -67,6 +67,17 @@ def test_the_wheel_installs_vesalius_and_nothing_else_at_top_level(wheel_env, tm
     assert json.loads(seen.stdout)["deidentification"]["profile"].startswith("DICOM PS3.15")
 
 
+def test_every_package_folder_is_listed_for_the_wheel():
+    """setuptools is given the packages by name (the folders map onto vesalius.*): a new one must be listed."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"vesalius"}
+    for top in ("agent", "vision", "retrieval", "eval"):
+        found |= {"vesalius." + ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / top).rglob("__init__.py")}
+    assert found == listed, f"unlisted: {sorted(found - listed)}; listed but absent: {sorted(listed - found)}"
+
+
 def test_the_editable_install_maps_each_folder_under_vesalius():
     import vesalius.agent
     import vesalius.eval

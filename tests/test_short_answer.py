@@ -33,6 +33,9 @@ def pneumonia(p: float, threshold: float = 0.5) -> ToolResult:
         ("Is this an MRI?", CT, "no", None, "dicom_tags"),
         ("Is this an x-ray?", FILM, "yes", 0.97, "image_gate"),
         ("Is this a CT?", FILM, "no", 0.99, "image_gate"),
+        ("Is this image a CT scan?", CT, "yes", None, "dicom_tags"),
+        ("Was this image taken with an MRI?", CT, "no", None, "dicom_tags"),
+        ("Is this a chest x-ray?", FILM, "yes", 0.97, "image_gate"),
     ],
 )
 def test_the_kind_of_study_answers_modality_questions(question, kind, text, probability, source):
@@ -44,6 +47,8 @@ def test_the_kind_of_study_answers_modality_questions(question, kind, text, prob
     "question",
     [
         "Is this a CT or an MRI?",  # two kinds named: not a yes/no about one
+        "Is the chest x-ray normal?",  # names a modality, asks about normality
+        "Is there evidence of a small bowel obstruction on this CT?",
         "Where is the lesion?",
         "What does pneumothorax mean?",
         "Describe the study",

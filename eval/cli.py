@@ -1,0 +1,99 @@
+"""`vesalius eval`: run a medical QA benchmark against the embedded agent, scored under a named scheme."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from vesalius.agent.terminal import echo, echo_json
+
+SCHEMES = ("vesalius", "medevalkit", "multimedeval")
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Run benchmarks (VQA-RAD, SLAKE, PathVQA, PMC-VQA, MedQA, PubMedQA, MedMNIST, class folders, JSONL)."""
+
+
+@eval_group.command("run")
+@click.argument("benchmark")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="the benchmark's file as published")
+@click.option("--images", type=click.Path(path_type=Path), help="the image folder (default: images/ beside --data)")
+@click.option("--mode", type=click.Choice(["embedded"]), default="embedded", show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(["all", "dev", "train"]),
+    default="all",
+    show_default=True,
+    help="dev: a fifth of the images (by image, seed 0), never in train",
+)
+@click.option("--limit", type=int, help="the first N questions (after --split)")
+@click.option("--concurrency", default=1, show_default=True, help="questions asked at once")
+@click.option("--scoring", type=click.Choice(SCHEMES), default="vesalius", show_default=True)
+@click.option("--skip-bad", is_flag=True, help="count malformed items as skipped instead of stopping")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="run folder; rerun to resume")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--json", "as_json", is_flag=True, help="print summary.json")
+def run_cmd(benchmark, data, images, mode, split, limit, concurrency, scoring, skip_bad, out, quiet, as_json) -> None:
+    """Ask every question of BENCHMARK (one fresh conversation each) and score the answers.
+
+    Writes OUT/manifest.json, OUT/predictions.jsonl and OUT/summary.json; rerunning with the same OUT continues
+    where an interrupted run stopped. In embedded mode the scored answer is the agent's short answer: a question
+    nothing here answers is scored wrong, never guessed."""
+    from vesalius.agent.config import load_settings
+    from vesalius.eval.evaluate import EvalOptions, evaluate
+
+    options = EvalOptions(
+        benchmark=benchmark,
+        data=data,
+        out=out,
+        images=images,
+        mode=mode,
+        split=split,
+        limit=limit,
+        scoring=scoring,
+        concurrency=concurrency,
+        skip_bad=skip_bad,
+    )
+    result, summary = evaluate(options, load_settings(), progress=not quiet)
+    if as_json:
+        echo_json(json.dumps(summary, indent=2, default=str))
+    else:
+        echo(summary_table(summary))
+    if result.interrupted:
+        echo(f"interrupted after {result.done} of {result.total}: run the same command again to continue", err=True)
+        sys.exit(130)
+
+
+def _pct(block: dict, key: str) -> str:
+    value, ci = block.get(key), block.get(f"{key}_ci")
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}" + (f" ({100 * ci[0]:.1f}-{100 * ci[1]:.1f})" if ci else "")
+
+
+def summary_table(s: dict) -> str:
+    closed, open_ = s["closed"], s["open"]
+    rows = [
+        (
+            f"{s['benchmark']} · {s['mode']} · scoring {s['scoring']} · split {s['split']} · {s['n']} questions, "
+            f"{s['answered']} answered"
+        ),
+        "",
+        "| | n | accuracy % (95% CI) |",
+        "|---|---:|---|",
+        f"| overall | {s['n']} | {_pct(s['overall'], 'accuracy')} |",
+        f"| closed | {closed['n']} | {_pct(closed, 'accuracy')} |",
+        f"| open (exact match) | {open_['n']} | {_pct(open_, 'exact_match')} |",
+    ]
+    if open_.get("n"):
+        rows.append(
+            f"\nopen: token F1 {_pct(open_, 'token_f1')}, token recall {_pct(open_, 'token_recall')}, "
+            f"BLEU-1 {_pct(open_, 'bleu1')}"
+        )
+    if s["skipped"]:
+        rows.append(f"\n{len(s['skipped'])} malformed item(s) skipped (listed in summary.json)")
+    return "\n".join(rows)

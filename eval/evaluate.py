@@ -1,0 +1,131 @@
+"""One evaluation run, start to finish: load the benchmark, choose the items, predict, score, summarise.
+
+The run folder's files are a contract other tools read (docs/evaluation.md): manifest.json, predictions.jsonl
+and summary.json. `summary.json` is written again from predictions.jsonl at the end of every run, so a resumed
+run gives exactly the summary an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from vesalius import Settings
+from vesalius.eval.errors import BenchmarkError
+from vesalius.eval.items import EvalItem, split_by_group
+from vesalius.eval.runner import Prediction, RunResult, file_digest, finished, run
+
+Split = Literal["all", "dev", "train"]
+DEV_FRACTION, SPLIT_SEED = 0.2, 0  # the by-image development split (vesalius.eval.items.split_by_group)
+SUMMARY = "summary.json"
+_SCORED_KIND = {"choice": "mc"}  # the loaders' name for multiple choice, and the scorers'
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    benchmark: str
+    data: Path
+    out: Path
+    images: Path | None = None
+    mode: Literal["embedded"] = "embedded"
+    split: Split = "all"
+    limit: int | None = None
+    scoring: str = "vesalius"
+    concurrency: int = 1
+    skip_bad: bool = False
+
+    def manifest(self) -> dict[str, Any]:
+        """What identifies the run (the output folder aside)."""
+        fields = dataclasses.asdict(self)
+        fields.pop("out")
+        return {k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}
+
+
+def choose(items: tuple[EvalItem, ...], split: Split, limit: int | None) -> list[EvalItem]:
+    if split != "all":
+        train, dev = split_by_group(items, DEV_FRACTION, SPLIT_SEED)
+        items = dev if split == "dev" else train
+    if limit is not None:
+        if limit < 1:
+            raise BenchmarkError(f"--limit {limit} is below 1", "Give a positive number of questions, or leave it out")
+        items = items[:limit]
+    return list(items)
+
+
+def scorer_for(scheme: str, benchmark: str):
+    from vesalius.eval.scoring import get_scorer
+
+    try:
+        score = get_scorer(scheme)
+    except ValueError as exc:
+        raise BenchmarkError(str(exc), "Use --scoring vesalius, medevalkit or multimedeval") from None
+    extra = {"dataset": benchmark.removesuffix("-questions")} if scheme == "medevalkit" else {}
+
+    def scored(item: EvalItem, prediction: Prediction) -> dict[str, Any]:
+        kind = _SCORED_KIND.get(item.kind, item.kind)
+        result = score(kind, prediction.text or "", item.answer, item.options or None, **extra)
+        return dataclasses.asdict(result)
+
+    return scored
+
+
+def evaluate(options: EvalOptions, settings: Settings, *, progress: bool = True) -> tuple[RunResult, dict[str, Any]]:
+    from vesalius.eval.loaders import load_benchmark
+    from vesalius.eval.predictors import EmbeddedPredictor
+
+    loaded = load_benchmark(options.benchmark, options.data, options.images, skip_bad=options.skip_bad)
+    items = choose(loaded.items, options.split, options.limit)
+    if not items:
+        raise BenchmarkError(f"no questions left in {options.data} after --split {options.split}", "Use --split all")
+    manifest = {
+        **options.manifest(),
+        "data_file": file_digest(options.data) if options.data.is_file() else {"path": str(options.data.resolve())},
+        "scoring_version": 1,
+        "skipped": len(loaded.skipped),
+    }
+    predictor = EmbeddedPredictor(settings, options.out / "agent")
+    try:
+        result = run(
+            items,
+            predictor,
+            scorer_for(options.scoring, options.benchmark),
+            options.out,
+            manifest,
+            concurrency=options.concurrency,
+            progress=progress,
+        )
+    finally:
+        predictor.close()
+    summary = summarise_run(options, items, loaded.skipped)
+    return result, summary
+
+
+def summarise_run(options: EvalOptions, items: list[EvalItem], skipped) -> dict[str, Any]:
+    from vesalius.eval.scoring import summarise
+    from vesalius.eval.scoring.types import ItemScore
+
+    records = finished(options.out)
+    done = [records[i.id] for i in items if i.id in records]
+    scores = [ItemScore(**r.scores) for r in done]
+    groups = {
+        "question_type": [r.question_type or "-" for r in done],
+        "organ_or_modality": [r.organ_or_modality or "-" for r in done],
+        "language": [r.language for r in done],
+        "answered_by": [r.prediction.source or "nothing" for r in done],
+    }
+    summary = {
+        "benchmark": options.benchmark,
+        "mode": options.mode,
+        "scoring": options.scoring,
+        "split": options.split,
+        **summarise(scores, groups),
+        "answered": sum(r.prediction.text is not None for r in done),
+        "complete": len(done) == len(items),
+        "skipped": [{"item": s.ref, "reason": s.reason} for s in skipped],
+        "manifest": json.loads((options.out / "manifest.json").read_text()),
+    }
+    (options.out / SUMMARY).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return summary

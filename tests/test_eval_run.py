@@ -1,0 +1,134 @@
+"""`vesalius eval run` end to end: the embedded agent on a questions_file written here, scored, resumable."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pydicom.data import get_testdata_file
+
+VESALIUS = str(Path(sys.executable).with_name("vesalius"))
+# (question, gold, kind): the two modality questions per study are ones the agent answers from the DICOM tags; the
+# last is one nothing here answers, so it must be scored wrong rather than guessed.
+QUESTIONS = [
+    ("What modality is this?", "{modality}", "open"),
+    ("Is this a CT scan?", "{is_ct}", "closed"),
+    ("Is there a fracture of the left femur?", "no", "closed"),
+]
+STUDIES = {"ct.dcm": ("CT_small.dcm", "CT", "yes"), "mr.dcm": ("MR_small.dcm", "MRI", "no")}
+
+
+@pytest.fixture
+def questions_file(tmp_path) -> Path:
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    lines = []
+    for name, (source, modality, is_ct) in STUDIES.items():
+        shutil.copy(get_testdata_file(source), folder / name)
+        for n, (question, gold, kind) in enumerate(QUESTIONS):
+            answer = gold.format(modality=modality, is_ct=is_ct)
+            lines.append({"id": f"{name}-{n}", "question": question, "answer": answer, "kind": kind, "image": name})
+    path = folder / "questions.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def _summary(out: Path) -> dict:
+    s = json.loads((out / "summary.json").read_text())
+    s.pop("manifest")
+    return s
+
+
+def test_a_run_scores_the_short_answers_and_writes_its_contract(cli, questions_file, tmp_path):
+    out = tmp_path / "run"
+    p = cli("eval", "run", "jsonl", "--data", str(questions_file), "--out", str(out), "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert "| overall | 6 |" in p.stdout
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(records) == 6 and {r["id"] for r in records} == {f"{s}-{n}" for s in STUDIES for n in range(3)}
+    by_id = {r["id"]: r for r in records}
+    assert by_id["ct.dcm-0"]["prediction"]["text"] == "CT" and by_id["ct.dcm-0"]["scores"]["correct"]
+    assert by_id["mr.dcm-1"]["prediction"]["text"] == "no" and by_id["mr.dcm-1"]["scores"]["correct"]
+    unanswered = by_id["ct.dcm-2"]
+    assert unanswered["prediction"]["text"] is None and not unanswered["scores"]["correct"]  # never a guess
+    summary = json.loads((out / "summary.json").read_text())
+    correct = [r["scores"]["correct"] for r in records]
+    assert summary["n"] == 6 and summary["answered"] == sum(r["prediction"]["text"] is not None for r in records)
+    assert summary["overall"]["accuracy"] == pytest.approx(sum(correct) / len(correct))
+    assert summary["closed"]["n"] == 4 and summary["open"]["n"] == 2
+    lo, hi = summary["overall"]["accuracy_ci"]
+    assert lo <= summary["overall"]["accuracy"] <= hi
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["data_file"]["sha256"] and manifest["predictor"]["weights"] and manifest["scoring"] == "vesalius"
+    # Each question in a fresh conversation: as many threads as questions, none with a second turn.
+    import sqlite3
+
+    with sqlite3.connect(out / "agent" / "threads.sqlite") as db:
+        threads = db.execute("select count(distinct thread_id) from checkpoints").fetchone()[0]
+    assert threads == 6
+
+
+def test_an_interrupted_run_resumes_to_the_same_summary(cli, cli_env, questions_file, tmp_path):
+    many = questions_file.with_name("many.jsonl")
+    lines = questions_file.read_text().splitlines()
+    many.write_text(
+        "".join(
+            json.dumps({**json.loads(line), "id": f"{k}-{json.loads(line)['id']}"}) + "\n"
+            for k in range(5)
+            for line in lines
+        )
+    )
+    out, whole = tmp_path / "interrupted", tmp_path / "whole"
+    args = ["eval", "run", "jsonl", "--data", str(many), "--quiet"]
+    proc = subprocess.Popen(
+        [VESALIUS, *args, "--out", str(out)], env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = (out / "predictions.jsonl").read_text().count("\n") if (out / "predictions.jsonl").exists() else 0
+        if done >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    kept = (out / "predictions.jsonl").read_text().count("\n")
+    assert proc.returncode == 130 and "run the same command again to continue" in err, err
+    assert 3 <= kept < 30
+    assert cli(*args, "--out", str(out)).returncode == 0
+    assert cli(*args, "--out", str(whole)).returncode == 0
+    assert _summary(out) == _summary(whole)
+    assert (out / "predictions.jsonl").read_text().count("\n") == 30  # nothing asked twice
+
+
+def test_bad_runs_are_one_line(cli, questions_file, tmp_path):
+    out = tmp_path / "run"
+    assert (
+        cli(
+            "eval", "run", "jsonl", "--data", str(questions_file), "--out", str(out), "--quiet", "--limit", "2"
+        ).returncode
+        == 0
+    )
+    other = cli("eval", "run", "jsonl", "--data", str(questions_file), "--out", str(out), "--scoring", "medevalkit")
+    assert other.returncode == 2 and "holds another run" in other.stderr and "scoring" in other.stderr
+    unknown = cli("eval", "run", "nope", "--data", str(questions_file), "--out", str(tmp_path / "x"))
+    assert unknown.returncode == 2 and "vqa-rad" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
+    missing = cli("eval", "run", "jsonl", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "y"))
+    assert missing.returncode == 2 and "none.jsonl" in missing.stderr
+    zero = cli("eval", "run", "jsonl", "--data", str(questions_file), "--out", str(tmp_path / "z"), "--limit", "0")
+    assert zero.returncode == 2 and "--limit 0" in zero.stderr
+
+
+def test_the_vqa_rad_dev_split_never_shares_an_image_with_train(shared_data):
+    from vesalius.eval.evaluate import choose
+    from vesalius.eval.loaders import load_benchmark
+
+    loaded = load_benchmark("vqa-rad", shared_data / "vqa-rad" / "trainset.json")
+    dev, train = choose(loaded.items, "dev", None), choose(loaded.items, "train", None)
+    assert len(dev) + len(train) == len(loaded.items)
+    assert not {i.image for i in dev} & {i.image for i in train}
+    assert os.path.commonpath([i.image for i in dev]) == str(shared_data / "vqa-rad" / "images")
