@@ -22,7 +22,15 @@ def eval_group() -> None:
 @click.argument("benchmark")
 @click.option("--data", required=True, type=click.Path(path_type=Path), help="the benchmark's file as published")
 @click.option("--images", type=click.Path(path_type=Path), help="the image folder (default: images/ beside --data)")
-@click.option("--mode", type=click.Choice(["embedded"]), default="embedded", show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["embedded", "model"]),
+    default="embedded",
+    show_default=True,
+    help="embedded: the agent without a model server; model: the multimodal model alone, over --model-url",
+)
+@click.option("--model-url", "model_urls", multiple=True, help="an OpenAI-compatible server (repeat: round-robin)")
+@click.option("--model-name", help="the served model (default: the first the server lists)")
 @click.option(
     "--split",
     type=click.Choice(["all", "dev", "train"]),
@@ -37,7 +45,8 @@ def eval_group() -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="run folder; rerun to resume")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="print summary.json")
-def run_cmd(benchmark, data, images, mode, split, limit, concurrency, scoring, skip_bad, out, quiet, as_json) -> None:
+def run_cmd(benchmark, data, images, mode, model_urls, model_name, split, limit, concurrency, scoring, skip_bad, out,
+            quiet, as_json) -> None:  # fmt: skip
     """Ask every question of BENCHMARK (one fresh conversation each) and score the answers.
 
     Writes OUT/manifest.json, OUT/predictions.jsonl and OUT/summary.json; rerunning with the same OUT continues
@@ -52,6 +61,8 @@ def run_cmd(benchmark, data, images, mode, split, limit, concurrency, scoring, s
         out=out,
         images=images,
         mode=mode,
+        model_urls=tuple(model_urls),
+        model_name=model_name,
         split=split,
         limit=limit,
         scoring=scoring,

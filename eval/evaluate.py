@@ -30,7 +30,9 @@ class EvalOptions:
     data: Path
     out: Path
     images: Path | None = None
-    mode: Literal["embedded"] = "embedded"
+    mode: Literal["embedded", "model"] = "embedded"
+    model_urls: tuple[str, ...] = ()
+    model_name: str | None = None
     split: Split = "all"
     limit: int | None = None
     scoring: str = "vesalius"
@@ -41,6 +43,7 @@ class EvalOptions:
         """What identifies the run (the output folder aside)."""
         fields = dataclasses.asdict(self)
         fields.pop("out")
+        fields.pop("model_urls")  # a resumed run may use other servers for the same model (the predictor names it)
         return {k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}
 
 
@@ -74,7 +77,6 @@ def scorer_for(scheme: str, benchmark: str):
 
 def evaluate(options: EvalOptions, settings: Settings, *, progress: bool = True) -> tuple[RunResult, dict[str, Any]]:
     from vesalius.eval.loaders import load_benchmark
-    from vesalius.eval.predictors import EmbeddedPredictor
 
     loaded = load_benchmark(options.benchmark, options.data, options.images, skip_bad=options.skip_bad)
     items = choose(loaded.items, options.split, options.limit)
@@ -86,7 +88,7 @@ def evaluate(options: EvalOptions, settings: Settings, *, progress: bool = True)
         "scoring_version": 1,
         "skipped": len(loaded.skipped),
     }
-    predictor = EmbeddedPredictor(settings, options.out / "agent")
+    predictor = _predictor(options, settings)
     try:
         result = run(
             items,
@@ -101,6 +103,18 @@ def evaluate(options: EvalOptions, settings: Settings, *, progress: bool = True)
         predictor.close()
     summary = summarise_run(options, items, loaded.skipped)
     return result, summary
+
+
+def _predictor(options: EvalOptions, settings: Settings):
+    if options.mode == "model":
+        from vesalius.eval.server_predictor import ServerPredictor
+
+        return ServerPredictor(list(options.model_urls), options.model_name)
+    if options.model_urls:
+        raise BenchmarkError("--model-url is for --mode model", "Leave it out in embedded mode, or add --mode model")
+    from vesalius.eval.predictors import EmbeddedPredictor
+
+    return EmbeddedPredictor(settings, options.out / "agent")
 
 
 def summarise_run(options: EvalOptions, items: list[EvalItem], skipped) -> dict[str, Any]:

@@ -126,3 +126,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """A real vLLM server with a tiny random Gemma3, started once for every test that needs one."""
+    from vllm_server import serve
+
+    yield from serve(tmp_path_factory)
