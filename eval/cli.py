@@ -19,8 +19,8 @@ def eval_group() -> None:
 
 
 @eval_group.command("run")
-@click.argument("benchmark")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="the benchmark's file as published")
+@click.argument("benchmark", required=False)
+@click.option("--data", type=click.Path(path_type=Path), help="the benchmark's file as published")
 @click.option("--images", type=click.Path(path_type=Path), help="the image folder (default: images/ beside --data)")
 @click.option(
     "--mode",
@@ -45,16 +45,28 @@ def eval_group() -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="run folder; rerun to resume")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="print summary.json")
+@click.option(
+    "--from-manifest",
+    "manifest",
+    type=click.Path(path_type=Path),
+    help="repeat the run this manifest.json describes (same data, options and scoring) into --out",
+)
 def run_cmd(benchmark, data, images, mode, model_urls, model_name, split, limit, concurrency, scoring, skip_bad, out,
-            quiet, as_json) -> None:  # fmt: skip
+            quiet, as_json, manifest) -> None:  # fmt: skip
     """Ask every question of BENCHMARK (one fresh conversation each) and score the answers.
 
     Writes OUT/manifest.json, OUT/predictions.jsonl and OUT/summary.json; rerunning with the same OUT continues
     where an interrupted run stopped. In embedded mode the scored answer is the agent's short answer: a question
     nothing here answers is scored wrong, never guessed."""
     from vesalius.agent.config import load_settings
-    from vesalius.eval.evaluate import EvalOptions, evaluate
+    from vesalius.eval.evaluate import EvalOptions, evaluate, from_manifest
 
+    if manifest is not None:
+        result, summary = evaluate(from_manifest(manifest, out, tuple(model_urls)), load_settings(), progress=not quiet)
+        _show(summary, as_json, result)
+        return
+    if benchmark is None or data is None:
+        raise click.UsageError("give BENCHMARK and --data (or --from-manifest)")
     options = EvalOptions(
         benchmark=benchmark,
         data=data,
@@ -70,6 +82,10 @@ def run_cmd(benchmark, data, images, mode, model_urls, model_name, split, limit,
         skip_bad=skip_bad,
     )
     result, summary = evaluate(options, load_settings(), progress=not quiet)
+    _show(summary, as_json, result)
+
+
+def _show(summary: dict, as_json: bool, result) -> None:
     if as_json:
         echo_json(json.dumps(summary, indent=2, default=str))
     else:
@@ -77,6 +93,22 @@ def run_cmd(benchmark, data, images, mode, model_urls, model_name, split, limit,
     if result.interrupted:
         echo(f"interrupted after {result.done} of {result.total}: run the same command again to continue", err=True)
         sys.exit(130)
+
+
+@eval_group.command("compare")
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="the comparison as JSON")
+def compare_cmd(run_a, run_b, as_json) -> None:
+    """RUN_A against RUN_B on the questions both finished: paired differences with 95% bootstrap intervals, and
+    McNemar's exact test on the closed questions."""
+    from vesalius.eval.compare import compare, comparison_table
+
+    result = compare(run_a, run_b)
+    if as_json:
+        echo_json(json.dumps(result, indent=2))
+    else:
+        echo(comparison_table(result))
 
 
 def _pct(block: dict, key: str) -> str:

@@ -47,6 +47,33 @@ class EvalOptions:
         return {k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}
 
 
+def from_manifest(path: Path, out: Path, model_urls: tuple[str, ...] = ()) -> EvalOptions:
+    """The options of the run `path` describes, into `out`; the data file must be the one that run read."""
+    try:
+        manifest = json.loads(Path(path).read_text())
+        fields = {f.name for f in dataclasses.fields(EvalOptions)} - {"out", "model_urls"}
+        given = {k: manifest[k] for k in fields if k in manifest}
+        options = EvalOptions(
+            **{**given, "data": Path(given["data"]), "images": Path(given["images"]) if given.get("images") else None},
+            out=out,
+            model_urls=model_urls,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BenchmarkError(
+            f"{path} is not a readable run manifest ({type(exc).__name__}: {exc})",
+            "Give the manifest.json of a finished `vesalius eval run`",
+        ) from None
+    recorded = manifest.get("data_file", {}).get("sha256")
+    if recorded and options.data.is_file() and file_digest(options.data)["sha256"] != recorded:
+        raise BenchmarkError(
+            f"{options.data} is not the file the run read (its SHA-256 differs from the manifest's)",
+            "Restore that file; a reproduction needs the same data",
+        )
+    if out.resolve() == Path(path).resolve().parent:
+        raise BenchmarkError("--out is the run being reproduced", "Give a new folder for the reproduction")
+    return options
+
+
 def choose(items: tuple[EvalItem, ...], split: Split, limit: int | None) -> list[EvalItem]:
     if split != "all":
         train, dev = split_by_group(items, DEV_FRACTION, SPLIT_SEED)

@@ -132,3 +132,51 @@ def test_the_vqa_rad_dev_split_never_shares_an_image_with_train(shared_data):
     assert len(dev) + len(train) == len(loaded.items)
     assert not {i.image for i in dev} & {i.image for i in train}
     assert os.path.commonpath([i.image for i in dev]) == str(shared_data / "vqa-rad" / "images")
+
+
+def test_a_run_is_reproduced_from_its_manifest(cli, questions_file, tmp_path):
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert cli("eval", "run", "jsonl", "--data", str(questions_file), "--out", str(first), "--quiet").returncode == 0
+    p = cli("eval", "run", "--from-manifest", str(first / "manifest.json"), "--out", str(again), "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert _summary(again) == _summary(first)
+    same = cli("eval", "run", "--from-manifest", str(first / "manifest.json"), "--out", str(first))
+    assert same.returncode == 2 and "a new folder" in same.stderr
+    questions_file.write_text(questions_file.read_text().replace('"CT"', '"MRI"', 1))
+    changed = cli("eval", "run", "--from-manifest", str(first / "manifest.json"), "--out", str(tmp_path / "third"))
+    assert changed.returncode == 2 and "is not the file the run read" in changed.stderr
+    assert cli("eval", "run", "--out", str(tmp_path / "fourth")).returncode == 2  # neither a benchmark nor a manifest
+
+
+def test_two_runs_are_compared_item_by_item(cli, questions_file, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert cli("eval", "run", "jsonl", "--data", str(questions_file), "--out", str(a), "--quiet").returncode == 0
+    shutil.copytree(a, b)
+    records = [json.loads(line) for line in (b / "predictions.jsonl").read_text().splitlines()]
+    right = [r for r in records if r["kind"] == "closed" and r["scores"]["correct"]]
+    for r in right[:2]:  # run B gets two closed questions wrong that run A got right
+        r["scores"]["correct"] = False
+    (b / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    p = cli("eval", "compare", str(a), str(b), "--json")
+    assert p.returncode == 0, p.stderr
+    c = json.loads(p.stdout)
+    flipped = min(2, len(right))
+    assert c["n"] == 6 and c["overall"]["difference"] == pytest.approx(flipped / 6)
+    assert c["closed"]["mcnemar"]["only_a"] == flipped and c["closed"]["mcnemar"]["only_b"] == 0
+    assert c["closed"]["mcnemar"]["p_value"] == pytest.approx(min(1.0, 2 * 0.5**flipped))
+    assert "| overall | 6 |" in cli("eval", "compare", str(a), str(b)).stdout
+    other = tmp_path / "other"
+    cli(
+        "eval",
+        "run",
+        "jsonl",
+        "--data",
+        str(questions_file),
+        "--out",
+        str(other),
+        "--quiet",
+        "--scoring",
+        "multimedeval",
+    )
+    mixed = cli("eval", "compare", str(a), str(other))
+    assert mixed.returncode == 2 and "differ in scoring" in mixed.stderr
