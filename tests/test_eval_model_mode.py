@@ -87,3 +87,18 @@ def test_model_mode_without_a_server_is_one_line(cli, questions, tmp_path):
         str(tmp_path / "p"),
     )
     assert p.returncode == 2 and "not an http(s) URL" in p.stderr
+
+
+def test_each_image_is_encoded_once_within_bounds(tmp_path, free_port, monkeypatch):
+    import vesalius.eval.server_predictor as sp
+
+    ct, mr = tmp_path / "ct.dcm", tmp_path / "mr.dcm"
+    shutil.copy(get_testdata_file("CT_small.dcm"), ct)
+    shutil.copy(get_testdata_file("MR_small.dcm"), mr)
+    predictor = ServerPredictor([f"http://127.0.0.1:{free_port}/v1"], "m")
+    first = predictor._image(ct)
+    assert predictor._image(ct) is first and first["image_url"]["url"].startswith("data:image/png;base64,")
+    monkeypatch.setattr(sp, "IMAGE_CACHE_ENTRIES", 1)
+    predictor._image(mr)
+    assert len(predictor._images) == 1 and predictor._image(ct) is not first  # the older one was let go
+    predictor.close()
