@@ -144,6 +144,30 @@ def _predictor(options: EvalOptions, settings: Settings):
     return EmbeddedPredictor(settings, options.out / "agent")
 
 
+def classification(labelled: list[tuple[EvalItem, Any]]) -> dict[str, Any]:
+    """AUROC, calibration error, sensitivity and specificity at the model's own threshold, over the covered items
+    (those a trained model read); `coverage` is their share. Binary sets only: the positive class is the one the
+    model names."""
+    import numpy as np
+
+    from vesalius.vision.models.metrics import auroc, expected_calibration_error
+
+    covered = [(i, r) for i, r in labelled if r.prediction.class_probabilities]
+    out: dict[str, Any] = {"n": len(labelled), "covered": len(covered), "coverage": len(covered) / len(labelled)}
+    if not covered:
+        return out
+    positive = next(iter(covered[0][1].prediction.class_probabilities))
+    y = np.array([i.classes[i.label] == positive for i, _ in covered], dtype=int)
+    p = np.array([r.prediction.class_probabilities[positive] for _, r in covered])
+    called = np.array([r.prediction.text == positive for _, r in covered])
+    out["positive_class"] = positive
+    out["sensitivity"] = float(called[y == 1].mean()) if (y == 1).any() else None
+    out["specificity"] = float((~called[y == 0]).mean()) if (y == 0).any() else None
+    out["ece"] = float(expected_calibration_error(y, p))
+    out["auroc"] = float(auroc(y, p)) if 0 < y.sum() < len(y) else None
+    return out
+
+
 def summarise_run(options: EvalOptions, items: list[EvalItem], skipped) -> dict[str, Any]:
     from vesalius.eval.scoring import summarise
     from vesalius.eval.scoring.types import ItemScore
@@ -157,6 +181,7 @@ def summarise_run(options: EvalOptions, items: list[EvalItem], skipped) -> dict[
         "language": [r.language for r in done],
         "answered_by": [r.prediction.source or "nothing" for r in done],
     }
+    labelled = [(i, records[i.id]) for i in items if i.kind == "label" and i.id in records]
     summary = {
         "benchmark": options.benchmark,
         "mode": options.mode,
@@ -164,6 +189,7 @@ def summarise_run(options: EvalOptions, items: list[EvalItem], skipped) -> dict[
         "split": options.split,
         **summarise(scores, groups),
         "answered": sum(r.prediction.text is not None for r in done),
+        **({"classification": classification(labelled)} if labelled else {}),
         "complete": len(done) == len(items),
         "skipped": [{"item": s.ref, "reason": s.reason} for s in skipped],
         "manifest": json.loads((options.out / "manifest.json").read_text()),

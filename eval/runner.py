@@ -43,6 +43,9 @@ class Prediction(BaseModel):
     text: str | None = Field(description="the short answer that is scored; null when nothing answered")
     probability: float | None = None
     source: str | None = Field(None, description="the tool or model that gave the short answer")
+    class_probabilities: dict[str, float] = Field(
+        default_factory=dict, description="classification items: calibrated probability of each class"
+    )
     full_answer: str | None = None
     tokens: dict[str, int] = Field(default_factory=dict)
     error: str | None = Field(None, description="why the item could not be asked (scored as wrong)")

@@ -180,3 +180,25 @@ def test_two_runs_are_compared_item_by_item(cli, questions_file, tmp_path):
     )
     mixed = cli("eval", "compare", str(a), str(other))
     assert mixed.returncode == 2 and "differ in scoring" in mixed.stderr
+
+
+def test_a_class_folder_set_is_scored_as_classification(cli, shared_data, tmp_path):
+    films = tmp_path / "films"
+    for label in ("NORMAL", "PNEUMONIA"):
+        (films / label).mkdir(parents=True)
+        for source in sorted((shared_data / "kermany-cxr" / "train" / label).iterdir())[:4]:
+            shutil.copy(source, films / label / source.name)
+    out = tmp_path / "run"
+    p = cli("eval", "run", "class-folders", "--data", str(films), "--out", str(out), "--quiet", "--json")
+    assert p.returncode == 0, p.stderr
+    c = json.loads(p.stdout)["classification"]
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    covered = [r for r in records if r["prediction"]["class_probabilities"]]
+    assert c["n"] == 8 and c["covered"] == len(covered) and c["coverage"] == len(covered) / 8
+    assert covered, "the pneumonia model reads Kermany films"
+    assert c["positive_class"] == "PNEUMONIA" and covered[0]["prediction"]["source"] == "pneumonia_classifier"
+    sick = [r for r in covered if r["gold"] == "PNEUMONIA"]
+    if sick:
+        assert c["sensitivity"] == sum(r["prediction"]["text"] == "PNEUMONIA" for r in sick) / len(sick)
+    assert c["auroc"] is None or 0 <= c["auroc"] <= 1
+    assert 0 <= c["ece"] <= 1
