@@ -89,10 +89,22 @@ def _show(summary: dict, as_json: bool, result) -> None:
     if as_json:
         echo_json(json.dumps(summary, indent=2, default=str))
     else:
+        from vesalius.eval.report import summary_table
+
         echo(summary_table(summary))
     if result.interrupted:
         echo(f"interrupted after {result.done} of {result.total}: run the same command again to continue", err=True)
         sys.exit(130)
+
+
+@eval_group.command("report")
+@click.argument("run", type=click.Path(path_type=Path))
+def report_cmd(run) -> None:
+    """Write RUN/report.md: the summary, accuracy by question type, organ, language and what answered, with plots
+    (and ROC and calibration for classification sets) under RUN/plots/."""
+    from vesalius.eval.report import write_report
+
+    echo(str(write_report(run)))
 
 
 @eval_group.command("compare")
@@ -109,34 +121,3 @@ def compare_cmd(run_a, run_b, as_json) -> None:
         echo_json(json.dumps(result, indent=2))
     else:
         echo(comparison_table(result))
-
-
-def _pct(block: dict, key: str) -> str:
-    value, ci = block.get(key), block.get(f"{key}_ci")
-    if value is None:
-        return "-"
-    return f"{100 * value:.1f}" + (f" ({100 * ci[0]:.1f}-{100 * ci[1]:.1f})" if ci else "")
-
-
-def summary_table(s: dict) -> str:
-    closed, open_ = s["closed"], s["open"]
-    rows = [
-        (
-            f"{s['benchmark']} · {s['mode']} · scoring {s['scoring']} · split {s['split']} · {s['n']} questions, "
-            f"{s['answered']} answered"
-        ),
-        "",
-        "| | n | accuracy % (95% CI) |",
-        "|---|---:|---|",
-        f"| overall | {s['n']} | {_pct(s['overall'], 'accuracy')} |",
-        f"| closed | {closed['n']} | {_pct(closed, 'accuracy')} |",
-        f"| open (exact match) | {open_['n']} | {_pct(open_, 'exact_match')} |",
-    ]
-    if open_.get("n"):
-        rows.append(
-            f"\nopen: token F1 {_pct(open_, 'token_f1')}, token recall {_pct(open_, 'token_recall')}, "
-            f"BLEU-1 {_pct(open_, 'bleu1')}"
-        )
-    if s["skipped"]:
-        rows.append(f"\n{len(s['skipped'])} malformed item(s) skipped (listed in summary.json)")
-    return "\n".join(rows)

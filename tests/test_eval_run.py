@@ -65,6 +65,11 @@ def test_a_run_scores_the_short_answers_and_writes_its_contract(cli, questions_f
     assert lo <= summary["overall"]["accuracy"] <= hi
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["data_file"]["sha256"] and manifest["predictor"]["weights"] and manifest["scoring"] == "vesalius"
+    assert cli("eval", "report", str(out)).returncode == 0
+    text = (out / "report.md").read_text()
+    assert "| overall | 6 |" in text and "## By answered by" in text
+    assert (out / "plots" / "accuracy_by_answered_by.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli("eval", "report", str(tmp_path / "nothing")).returncode == 2
     # Each question in a fresh conversation: as many threads as questions, none with a second turn.
     import sqlite3
 
@@ -202,3 +207,11 @@ def test_a_class_folder_set_is_scored_as_classification(cli, shared_data, tmp_pa
         assert c["sensitivity"] == sum(r["prediction"]["text"] == "PNEUMONIA" for r in sick) / len(sick)
     assert c["auroc"] is None or 0 <= c["auroc"] <= 1
     assert 0 <= c["ece"] <= 1
+    report = cli("eval", "report", str(out))
+    assert report.returncode == 0, report.stderr
+    text = (out / "report.md").read_text()
+    assert "classification (PNEUMONIA positive)" in text and "--from-manifest" in text
+    if c["auroc"] is not None:  # both classes among the films a model read: a curve and a reliability diagram
+        for name in ("roc.png", "calibration.png"):
+            assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert f"(plots/{name})" in text
