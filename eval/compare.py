@@ -5,19 +5,15 @@ runs must have used the same benchmark data and scoring scheme: otherwise the di
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from vesalius.eval.errors import BenchmarkError
-from vesalius.eval.runner import MANIFEST, Record, finished
+from vesalius.eval.runner import MANIFEST, Record, finished, run_json
 
 
 def _manifest(run: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        raise BenchmarkError(f"{run} is not a run folder ({exc})", "Give folders made by `vesalius eval run`") from None
+    return run_json(run / MANIFEST, "run manifest", "Give folders made by `vesalius eval run`")
 
 
 def compare(run_a: Path, run_b: Path) -> dict[str, Any]:

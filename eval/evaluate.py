@@ -16,7 +16,7 @@ from typing import Any, Literal
 from vesalius import Settings
 from vesalius.eval.errors import BenchmarkError
 from vesalius.eval.items import EvalItem, split_by_group
-from vesalius.eval.runner import Prediction, RunResult, file_digest, finished, run
+from vesalius.eval.runner import MANIFEST, Prediction, RunResult, file_digest, finished, run, run_json
 
 Split = Literal["all", "dev", "train"]
 DEV_FRACTION, SPLIT_SEED = 0.2, 0  # the by-image development split (vesalius.eval.items.split_by_group)
@@ -49,8 +49,8 @@ class EvalOptions:
 
 def from_manifest(path: Path, out: Path, model_urls: tuple[str, ...] = ()) -> EvalOptions:
     """The options of the run `path` describes, into `out`; the data file must be the one that run read."""
+    manifest = run_json(Path(path), "run manifest", "Give the manifest.json of a finished `vesalius eval run`")
     try:
-        manifest = json.loads(Path(path).read_text())
         fields = {f.name for f in dataclasses.fields(EvalOptions)} - {"out", "model_urls"}
         given = {k: manifest[k] for k in fields if k in manifest}
         options = EvalOptions(
@@ -58,7 +58,7 @@ def from_manifest(path: Path, out: Path, model_urls: tuple[str, ...] = ()) -> Ev
             out=out,
             model_urls=model_urls,
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise BenchmarkError(
             f"{path} is not a readable run manifest ({type(exc).__name__}: {exc})",
             "Give the manifest.json of a finished `vesalius eval run`",
@@ -192,7 +192,7 @@ def summarise_run(options: EvalOptions, items: list[EvalItem], skipped) -> dict[
         **({"classification": classification(labelled)} if labelled else {}),
         "complete": len(done) == len(items),
         "skipped": [{"item": s.ref, "reason": s.reason} for s in skipped],
-        "manifest": json.loads((options.out / "manifest.json").read_text()),
+        "manifest": run_json(options.out / MANIFEST, "run manifest", "Use an empty --out folder"),
     }
     (options.out / SUMMARY).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary

@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vesalius.eval.errors import BenchmarkError
 from vesalius.eval.evaluate import SUMMARY
-from vesalius.eval.runner import finished
+from vesalius.eval.runner import finished, run_json
 
 _BREAKDOWNS = ("question_type", "organ_or_modality", "language", "answered_by")
 
@@ -102,12 +101,7 @@ def _classification_plots(run: Path, positive: str, plots: Path) -> list[Path]:
 
 
 def write_report(run: Path) -> Path:
-    try:
-        summary = json.loads((run / SUMMARY).read_text())
-    except (OSError, ValueError) as exc:
-        raise BenchmarkError(
-            f"{run} has no readable {SUMMARY} ({exc})", "Give a folder `vesalius eval run` wrote; rerun it to finish"
-        ) from None
+    summary = run_json(run / SUMMARY, "run summary", "Give a folder `vesalius eval run` wrote; rerun it to finish")
     plots = run / "plots"
     pictures: list[Path] = []
     sections = [f"# {summary['benchmark']}: {summary['mode']} run", "", summary_table(summary), ""]

@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from vesalius import __version__
 from vesalius.eval.errors import BenchmarkError
 from vesalius.eval.items import EvalItem
+from vesalius.eval.loaders._read import read_text
 
 MANIFEST = "manifest.json"
 PREDICTIONS = "predictions.jsonl"
@@ -118,19 +119,32 @@ def items_digest(items: Sequence[EvalItem]) -> str:
     return hashlib.sha256("\n".join(i.id for i in items).encode()).hexdigest()
 
 
+def run_json(path: Path, what: str, remedy: str) -> dict[str, Any]:
+    """A run folder's JSON file, read as a benchmark file is (a regular file, bounded, UTF-8): a run folder is
+    input too, and may be somebody else's."""
+    text = read_text(path, what)
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BenchmarkError(f"the {what} {path} is not valid JSON ({exc})", remedy) from None
+    if not isinstance(value, dict):
+        raise BenchmarkError(f"the {what} {path} holds no JSON object", remedy)
+    return value
+
+
 def finished(out: Path) -> dict[str, Record]:
-    """The records already written; a line cut short by a kill is dropped (that item runs again)."""
+    """The records already written; a line cut short by a kill, or anything else that is not a record, is
+    dropped (that item runs again)."""
     path = out / PREDICTIONS
     done: dict[str, Record] = {}
     if not path.exists():
         return done
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                record = Record.model_validate_json(line)
-            except ValueError:
-                continue
-            done[record.id] = record
+    for line in read_text(path, "predictions file").splitlines():
+        try:
+            record = Record.model_validate_json(line)
+        except ValueError:
+            continue
+        done[record.id] = record
     return done
 
 
@@ -138,10 +152,7 @@ def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
     path = out / MANIFEST
     if not path.exists():
         return
-    try:
-        before = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise BenchmarkError(f"{path} is not a readable run manifest ({exc})", "Use an empty --out folder") from exc
+    before = run_json(path, "run manifest", "Use an empty --out folder")
     changed = sorted(k for k in {*before, *manifest} - set(_PER_RUN) if before.get(k) != manifest.get(k))
     if changed:
         raise BenchmarkError(

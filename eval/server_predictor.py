@@ -9,9 +9,7 @@ kind of question. Sampling is greedy (temperature 0) with a fixed seed.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import itertools
 import threading
 import time
@@ -55,16 +53,12 @@ def prompt_digest() -> str:
 def _image_part(path) -> dict[str, Any]:
     """The image as the agent would send it: read by Vesalius's own ingestion (any format it reads, bounded and
     de-identified), shrunk to the model's input side, sent losslessly."""
+    from vesalius.agent.vlm_client import image_part
     from vesalius.vision import load_study
 
     image = load_study(path).image.convert("RGB")
     image.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return {
-        "type": "image_url",
-        "image_url": {"url": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()},
-    }
+    return image_part(image)
 
 
 def _base(url: str) -> str:
@@ -73,8 +67,9 @@ def _base(url: str) -> str:
         raise BenchmarkError(
             f"--model-url {url!r} is not an http(s) URL", "Give the server's base URL, e.g. http://127.0.0.1:8000/v1"
         )
-    url = url.rstrip("/")
-    return url if url.endswith("/v1") else url + "/v1"
+    from vesalius.agent.vlm_client import openai_base
+
+    return openai_base(url)
 
 
 class ServerPredictor:

@@ -215,3 +215,26 @@ def test_a_class_folder_set_is_scored_as_classification(cli, shared_data, tmp_pa
         for name in ("roc.png", "calibration.png"):
             assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert f"(plots/{name})" in text
+
+
+def test_hostile_run_folders_are_one_line(cli, questions_file, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    assert cli("eval", "run", "jsonl", "--data", str(questions_file), "--out", str(run), "--quiet").returncode == 0
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # reading it would block for ever
+    bad = {"fifo": fifo, "binary": tmp_path / "binary.json", "list": tmp_path / "list.json"}
+    bad["binary"].write_bytes(b'{"benchmark": "\xff\xfe"}')
+    bad["list"].write_text("[1, 2]")
+    said = {"fifo": "not a regular file", "binary": "not UTF-8", "list": "holds no JSON object"}
+    for name, path in bad.items():
+        p = cli("eval", "run", "--from-manifest", str(path), "--out", str(tmp_path / f"o-{name}"))
+        assert p.returncode == 2 and said[name] in p.stderr and len(p.stderr.splitlines()) == 1, (name, p.stderr)
+    (tmp_path / "folder" / "summary.json").mkdir(parents=True)
+    assert cli("eval", "report", str(tmp_path / "folder")).returncode == 2
+    # Lines that are not records (a cut line, garbage) are dropped, not fatal; a file past the limit is refused.
+    with (run / "predictions.jsonl").open("a") as f:
+        f.write('{"id": "half\nnot json at all\n')
+    assert cli("eval", "compare", str(run), str(run)).returncode == 0
+    monkeypatch.setattr("vesalius.eval.loaders._read.MAX_FILE_BYTES", 100)
+    p = cli("eval", "compare", str(run), str(run))
+    assert p.returncode == 2 and "over the" in p.stderr
