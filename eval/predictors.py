@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,13 @@ def _weights_digest() -> dict[str, str]:
     from vesalius.vision.models.store import WEIGHTS_DIR
 
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
+
+
+def _trained_on() -> dict[str, str]:
+    """What each shipped model learnt from (its card's `data`): a run on those images is not held out."""
+    from vesalius.vision.models.store import WEIGHTS_DIR
+
+    return {p.stem: str(json.loads(p.read_text()).get("data", "?")) for p in sorted(WEIGHTS_DIR.glob("*.json"))}
 
 
 class EmbeddedPredictor:
@@ -39,6 +47,7 @@ class EmbeddedPredictor:
         return {
             "mode": "embedded",
             "weights": _weights_digest(),
+            "trained_on": _trained_on(),
             "knowledge_base": info["version"],
             "tools": sorted(t.name for t in self.vesalius.tools()),
             "settings": {"deid_dates": self.vesalius.settings.deid_dates, "top_k": self.vesalius.settings.top_k},

@@ -51,6 +51,12 @@ def summary_table(s: dict[str, Any]) -> str:
         )
     if s["skipped"]:
         rows.append(f"\n{len(s['skipped'])} malformed item(s) skipped (listed in summary.json)")
+    if trained := s.get("manifest", {}).get("predictor", {}).get("trained_on"):
+        rows.append(
+            "\nThe shipped models learnt from: "
+            + "; ".join(f"{name}: {data}" for name, data in trained.items())
+            + ". On those data, or images drawn from them, this is not a held-out measurement."
+        )
     return "\n".join(rows)
 
 
