@@ -59,6 +59,9 @@ class Settings(BaseModel):
     min_citation_score: float = Field(0.45, ge=0, le=1)
     models_dir: Path | None = None  # trained model bundles (`vesalius train --out`); default: the shipped ones
     tool_plugins: bool = True  # load vision tools from installed plugins (entry point group vesalius.tools)
+    # The python of an environment with vLLM, for its in-process engine (`vesalius eval run --model-dir`); default:
+    # this Python, when it can import vllm.
+    vllm_python: Path | None = None
 
     @field_validator("vlm_url")
     @classmethod

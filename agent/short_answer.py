@@ -1,13 +1,15 @@
 """The answer in a word, where something here really answers the question: for people first, and for scoring.
 
-Only two things answer today, each from evidence the study has already produced; anything else leaves the short
-answer empty (an evaluation scores that as wrong, never as a guess):
+Three things answer, the first two from evidence the study has already produced and ahead of the third; anything
+else leaves the short answer empty (an evaluation scores that as wrong, never as a guess):
 
 - the kind of study (CT, MRI, X-ray, ultrasound, pathology) for "what modality is this?" and "is this a CT?",
   from the DICOM tags or from the image gate when it accepted the image, with the gate's probability;
 - a trained classifier's finding for a yes/no question that names it ("is there pneumonia?"): yes when the
   calibrated probability reaches the model card's operating threshold, with the probability that the short answer
-  is right. It is the model's reading at its screening threshold, not a diagnosis.
+  is right. It is the model's reading at its screening threshold, not a diagnosis;
+- the language model, when one answered: the prompt asks it to start with a line "Short answer: ...". Its words
+  carry no calibrated probability, and the line is taken only as the model wrote it, bounded.
 """
 
 from __future__ import annotations
@@ -61,12 +63,33 @@ class ShortAnswer(BaseModel):
     )
     source: str = Field(description="what gave it: a tool's name, 'dicom_tags' or 'image_gate'")
     basis: str = Field(description="the evidence, in words")
-    kind: Literal["yes_no", "modality"]
+    kind: Literal["yes_no", "modality", "model"]
 
 
 def short_answer(question: str, kind: StudyKind | None, tools: list[ToolResult]) -> ShortAnswer | None:
     q = f" {question.lower().strip()} "
     return _finding(q, tools) or _modality(q, kind)
+
+
+# The line the prompt asks for (agent/prompt.py), allowing the Markdown emphasis models add around the label.
+_MODEL_LINE = re.compile(
+    r"^[\s*_#>-]{0,4}short answer[ \t*_]{0,3}:[ \t*_]*(?P<text>[^\n]{1,200})", re.IGNORECASE | re.MULTILINE
+)
+
+
+def from_model(text: str, model: str) -> ShortAnswer | None:
+    """The model's "Short answer: ..." line, when it wrote one."""
+    match = _MODEL_LINE.search(text)
+    answer = match["text"].strip(" *_`").rstrip(".").strip() if match else ""
+    if not answer:
+        return None
+    return ShortAnswer(
+        text=answer,
+        probability=None,
+        source=model,
+        basis="the language model's own short answer, without a calibrated probability",
+        kind="model",
+    )
 
 
 def _said(q: str, patterns: tuple[str, ...]) -> bool:

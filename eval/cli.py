@@ -24,13 +24,26 @@ def eval_group() -> None:
 @click.option("--images", type=click.Path(path_type=Path), help="the image folder (default: images/ beside --data)")
 @click.option(
     "--mode",
-    type=click.Choice(["embedded", "model"]),
+    type=click.Choice(["embedded", "model", "agent"]),
     default="embedded",
     show_default=True,
-    help="embedded: the agent without a model server; model: the multimodal model alone, over --model-url",
+    help="embedded: the agent without a model server; model: the multimodal model alone (--model-dir or "
+    "--model-url); agent: the whole agent with the model at --model-url",
 )
 @click.option("--model-url", "model_urls", multiple=True, help="an OpenAI-compatible server (repeat: round-robin)")
 @click.option("--model-name", help="the served model (default: the first the server lists)")
+@click.option(
+    "--model-dir",
+    type=click.Path(path_type=Path),
+    help="a local model folder, run by vLLM's in-process engine (vllm.LLM) in batches of --concurrency",
+)
+@click.option(
+    "--engine-arg",
+    "engine_args",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="a vllm.LLM argument for --model-dir (VALUE as JSON, else text), e.g. max_model_len=8192",
+)
 @click.option(
     "--split",
     type=click.Choice(["all", "dev", "train"]),
@@ -51,19 +64,25 @@ def eval_group() -> None:
     type=click.Path(path_type=Path),
     help="repeat the run this manifest.json describes (same data, options and scoring) into --out",
 )
-def run_cmd(benchmark, data, images, mode, model_urls, model_name, split, limit, concurrency, scoring, skip_bad, out,
+def run_cmd(benchmark, data, images, mode, model_urls, model_name, model_dir, engine_args, split, limit, concurrency, scoring, skip_bad, out,
             quiet, as_json, manifest) -> None:  # fmt: skip
     """Ask every question of BENCHMARK (one fresh conversation each) and score the answers.
 
     Writes OUT/manifest.json, OUT/predictions.jsonl and OUT/summary.json; rerunning with the same OUT continues
-    where an interrupted run stopped. In embedded mode the scored answer is the agent's short answer: a question
-    nothing here answers is scored wrong, never guessed."""
+    where an interrupted run stopped. In embedded and agent mode the scored answer is the agent's short answer: a
+    question nothing answers is scored wrong, never guessed. With --model-dir, --concurrency is the engine's batch."""
     from vesalius.agent.config import load_settings
     from vesalius.eval.evaluate import EvalOptions, evaluate, from_manifest
 
     if manifest is not None:
+        from vesalius.eval.evaluate import drift
+        from vesalius.eval.runner import run_json
+
+        original = run_json(manifest, "run manifest", "Give the manifest.json of a finished `vesalius eval run`")
         result, summary = evaluate(from_manifest(manifest, out, tuple(model_urls)), load_settings(), progress=not quiet)
         _show(summary, as_json, result)
+        if changed := drift(original, summary["manifest"]):
+            echo(f"note: this reproduction ran with another {', '.join(changed)} than the original", err=True)
         return
     if benchmark is None or data is None:
         raise click.UsageError("give BENCHMARK and --data (or --from-manifest)")
@@ -75,6 +94,8 @@ def run_cmd(benchmark, data, images, mode, model_urls, model_name, split, limit,
         mode=mode,
         model_urls=tuple(model_urls),
         model_name=model_name,
+        model_dir=model_dir,
+        engine_args=_engine_args(engine_args),
         split=split,
         limit=limit,
         scoring=scoring,
@@ -83,6 +104,21 @@ def run_cmd(benchmark, data, images, mode, model_urls, model_name, split, limit,
     )
     result, summary = evaluate(options, load_settings(), progress=not quiet)
     _show(summary, as_json, result)
+
+
+def _engine_args(given: tuple[str, ...]) -> dict:
+    args = {}
+    for pair in given:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--engine-arg")
+        if key == "model":
+            raise click.BadParameter("the model is --model-dir", param_hint="--engine-arg")
+        try:
+            args[key] = json.loads(value)
+        except ValueError:
+            args[key] = value
+    return args
 
 
 def _show(summary: dict, as_json: bool, result) -> None:

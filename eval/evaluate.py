@@ -30,9 +30,11 @@ class EvalOptions:
     data: Path
     out: Path
     images: Path | None = None
-    mode: Literal["embedded", "model"] = "embedded"
+    mode: Literal["embedded", "model", "agent"] = "embedded"
     model_urls: tuple[str, ...] = ()
     model_name: str | None = None
+    model_dir: Path | None = None
+    engine_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     split: Split = "all"
     limit: int | None = None
     scoring: str = "vesalius"
@@ -54,7 +56,11 @@ def from_manifest(path: Path, out: Path, model_urls: tuple[str, ...] = ()) -> Ev
         fields = {f.name for f in dataclasses.fields(EvalOptions)} - {"out", "model_urls"}
         given = {k: manifest[k] for k in fields if k in manifest}
         options = EvalOptions(
-            **{**given, "data": Path(given["data"]), "images": Path(given["images"]) if given.get("images") else None},
+            **{
+                **given,
+                "data": Path(given["data"]),
+                **{k: Path(given[k]) if given.get(k) else None for k in ("images", "model_dir")},
+            },
             out=out,
             model_urls=model_urls,
         )
@@ -72,6 +78,14 @@ def from_manifest(path: Path, out: Path, model_urls: tuple[str, ...] = ()) -> Ev
     if out.resolve() == Path(path).resolve().parent:
         raise BenchmarkError("--out is the run being reproduced", "Give a new folder for the reproduction")
     return options
+
+
+def drift(original: dict[str, Any], reproduced: dict[str, Any]) -> list[str]:
+    """What a reproduction ran with that the original did not: code, weights, model files, prompt, settings."""
+    changed = [k for k in ("vesalius", "code_sha256") if original.get(k) != reproduced.get(k)]
+    before, after = original.get("predictor") or {}, reproduced.get("predictor") or {}
+    changed += [f"predictor.{k}" for k in sorted({*before, *after}) if before.get(k) != after.get(k)]
+    return changed
 
 
 def choose(items: tuple[EvalItem, ...], split: Split, limit: int | None) -> list[EvalItem]:
@@ -133,12 +147,32 @@ def evaluate(options: EvalOptions, settings: Settings, *, progress: bool = True)
 
 
 def _predictor(options: EvalOptions, settings: Settings):
-    if options.mode == "model":
+    urls, model_dir, mode = list(options.model_urls), options.model_dir, options.mode
+    if mode != "model" and (model_dir or options.engine_args):
+        raise BenchmarkError(
+            f"--model-dir and --engine-arg are for --mode model (vLLM's in-process engine), not --mode {mode}",
+            "Add --mode model, or serve the model with vLLM and give --model-url"
+            if mode == "agent"
+            else "Leave them out, or add --mode model",
+        )
+    if mode == "model" and model_dir is not None:
+        if urls:
+            raise BenchmarkError("--model-dir and --model-url both given", "Give one: a local model or its servers")
+        from vesalius.eval.engine_predictor import EnginePredictor
+
+        return EnginePredictor(
+            model_dir, options.out / "engine.log", python=settings.vllm_python, engine_args=options.engine_args
+        )
+    if mode == "model":
         from vesalius.eval.server_predictor import ServerPredictor
 
-        return ServerPredictor(list(options.model_urls), options.model_name)
-    if options.model_urls:
-        raise BenchmarkError("--model-url is for --mode model", "Leave it out in embedded mode, or add --mode model")
+        return ServerPredictor(urls, options.model_name)
+    if mode == "agent":
+        from vesalius.eval.predictors import AgentPredictor
+
+        return AgentPredictor(settings, options.out / "agent", urls, options.model_name)
+    if urls:
+        raise BenchmarkError("--model-url is for --mode model or agent", "Leave it out in embedded mode")
     from vesalius.eval.predictors import EmbeddedPredictor
 
     return EmbeddedPredictor(settings, options.out / "agent")

@@ -1,4 +1,5 @@
-"""Predictors: what answers a benchmark item. The embedded agent answers with its short answer or not at all.
+"""Predictors that drive the agent: embedded (no model server) and agent (the whole agent with its model). Either
+answers with the answer's short answer or not at all.
 
 The evaluation drives Vesalius from outside, through `vesalius.Vesalius`, like any other user. Every question
 opens a fresh conversation, so nothing one question said can leak into the next.
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 from vesalius import Settings, Vesalius, VesaliusError
+from vesalius.eval.errors import BenchmarkError
 from vesalius.eval.items import EvalItem
 from vesalius.eval.runner import Prediction
 
@@ -61,18 +65,26 @@ class EmbeddedPredictor:
         if item.kind == "label":
             return self._classify(item)
         if item.image is None:
-            return Prediction(text=None, error="no image: the embedded agent answers questions about a study")
+            return Prediction(
+                text=None,
+                error="no image: the agent answers questions about a study (ask text-only benchmarks in model mode)",
+            )
         try:
-            answer = self.vesalius.ask(item.question, study=item.image)
+            answer = self._ask(item)
         except VesaliusError as exc:
             return Prediction(text=None, error=exc.one_line())
-        short = answer.short_answer
+        short, model = answer.short_answer, answer.model
+        tokens = {"prompt_tokens": model.prompt_tokens, "completion_tokens": model.completion_tokens}
         return Prediction(
             text=short.text if short else None,
             probability=short.probability if short else None,
             source=short.source if short else None,
             full_answer=answer.answer,
+            tokens={k: v for k, v in tokens.items() if v is not None},
         )
+
+    def _ask(self, item: EvalItem):
+        return self.vesalius.ask(item.question, study=item.image)
 
     def _classify(self, item: EvalItem) -> Prediction:
         """A class-folder or MedMNIST item: the trained model whose positive class is one of the item's classes,
@@ -101,3 +113,85 @@ class EmbeddedPredictor:
 
     def close(self) -> None:
         self.vesalius.close()
+
+
+def agent_question(item: EvalItem) -> str:
+    """The question as a person would type it to the agent: any context and options pasted in with it."""
+    parts = [f"Context: {item.context}"] if item.context else []
+    parts.append(item.question)
+    parts += [f"{letter}. {text}" for letter, text in item.options.items()]
+    return "\n".join(parts)
+
+
+class AgentPredictor(EmbeddedPredictor):
+    """The whole agent with its multimodal model: one Vesalius per `--model-url`, questions dealt round-robin, a
+    question moving to the next server when its model server fails. The model is required: an answer composed
+    without it would not measure the agent with its model, so a failure is recorded and scored wrong."""
+
+    name = "agent"
+
+    def __init__(self, settings: Settings, agent_data: Path, urls: list[str], model: str | None = None):
+        import httpx
+
+        from vesalius.eval.server_predictor import check_url, served_model
+
+        if not urls:
+            raise BenchmarkError(
+                "agent mode needs a model server",
+                "Give --model-url URL (a vLLM server with the model; repeat for more)",
+            )
+        urls = [check_url(u) for u in urls]
+        if model is None:
+            with httpx.Client(base_url=urls[0], timeout=30) as client:
+                model = served_model(client)
+        fixed = {
+            "vlm_model": model,
+            "require_model": True,
+            "data_dir": agent_data,
+            "vlm_extra_body": {**settings.vlm_extra_body, "seed": 0},
+        }
+        self.pool = [Vesalius(Settings(**{**settings.model_dump(), **fixed, "vlm_url": url})) for url in urls]
+        self.vesalius = self.pool[0]  # classification items and the manifest's description
+        self.image_cache = agent_data / "images"
+        self.model = model
+        self._turn = itertools.count()
+        self._lock = threading.Lock()
+
+    def describe(self) -> dict[str, Any]:
+        from vesalius.agent.prompt import SYSTEM, build_messages
+
+        template = SYSTEM.encode() + build_messages.__code__.co_code + repr(build_messages.__code__.co_consts).encode()
+        s = self.vesalius.settings
+        return {
+            **super().describe(),
+            "mode": "agent",
+            "model": self.model,
+            "prompt_sha256": hashlib.sha256(template).hexdigest()[:16],
+            "settings": {
+                "deid_dates": s.deid_dates,
+                "top_k": s.top_k,
+                "vlm_max_tokens": s.vlm_max_tokens,
+                "vlm_image_max_side": s.vlm_image_max_side,
+                "vlm_max_images": s.vlm_max_images,
+                "temperature": 0,
+                "seed": 0,
+            },
+        }
+
+    def _ask(self, item: EvalItem):
+        from vesalius.agent.errors import ModelServerError
+
+        problem: VesaliusError | None = None
+        for _ in self.pool:
+            with self._lock:
+                vesalius = self.pool[next(self._turn) % len(self.pool)]
+            try:
+                return vesalius.ask(agent_question(item), study=item.image)
+            except ModelServerError as exc:  # this server failed: the next one may not
+                problem = exc
+        assert problem is not None
+        raise problem
+
+    def close(self) -> None:
+        for vesalius in self.pool:
+            vesalius.close()

@@ -5,8 +5,9 @@
 
 Rerunning with the same folder continues after the last finished item; a folder made for another run (another
 data file, predictor, scoring or options) is refused rather than mixed. Ctrl-C stops cleanly: every finished item
-stays, and the next run picks up from there. Items run on a bounded pool of threads, and each is independent: a
-predictor must not carry memory from one question to the next (the agent's predictor opens a fresh thread each).
+stays, and the next run picks up from there. Items run on a bounded pool of threads, or in batches for a predictor
+that takes them (an in-process engine), and each is independent: a predictor must not carry memory from one
+question to the next (the agent's predictors open a fresh conversation each).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -77,6 +78,13 @@ class Predictor(Protocol):
         ...
 
     def predict(self, item: EvalItem) -> Prediction: ...
+
+
+@runtime_checkable
+class BatchPredictor(Predictor, Protocol):
+    """A predictor that answers several items in one call (an in-process engine), in their order."""
+
+    def predict_batch(self, items: list[EvalItem]) -> list[Prediction]: ...
 
 
 Scorer = Callable[[EvalItem, Prediction], dict[str, Any]]
@@ -196,20 +204,7 @@ def run(
 
         def one(item: EvalItem) -> Record:
             start = time.perf_counter()
-            prediction = predictor.predict(item)
-            return Record(
-                id=item.id,
-                question=item.question,
-                gold=item.answer,
-                kind=item.kind,
-                prediction=prediction,
-                scores=scorer(item, prediction),
-                latency_s=round(time.perf_counter() - start, 4),
-                question_type=item.question_type,
-                organ_or_modality=item.organ_or_modality,
-                language=item.language,
-                group=item.group,
-            )
+            return _record(item, predictor.predict(item), scorer, time.perf_counter() - start)
 
         def write(record: Record) -> None:
             nonlocal new
@@ -223,6 +218,14 @@ def run(
         pending: set[Future[Record]] = set()
         queue: Iterator[EvalItem] = iter(todo)
         try:
+            if isinstance(predictor, BatchPredictor):
+                # The engine takes `concurrency` questions in one call; each record's latency is its batch's.
+                while batch := list(_take(queue, concurrency)):
+                    start = time.perf_counter()
+                    predictions = predictor.predict_batch(batch)
+                    elapsed = time.perf_counter() - start
+                    for item, prediction in zip(batch, predictions, strict=True):
+                        write(_record(item, prediction, scorer, elapsed))
             for item in _take(queue, concurrency):
                 pending.add(pool.submit(one, item))
             while pending:
@@ -244,6 +247,22 @@ def run(
         finally:
             bar.close()
     return RunResult(out=out, done=len(done) + new, new=new, total=len(items), interrupted=interrupted)
+
+
+def _record(item: EvalItem, prediction: Prediction, scorer: Scorer, latency_s: float) -> Record:
+    return Record(
+        id=item.id,
+        question=item.question,
+        gold=item.answer,
+        kind=item.kind,
+        prediction=prediction,
+        scores=scorer(item, prediction),
+        latency_s=round(latency_s, 4),
+        question_type=item.question_type,
+        organ_or_modality=item.organ_or_modality,
+        language=item.language,
+        group=item.group,
+    )
 
 
 def _take(queue: Iterator[EvalItem], n: int) -> Iterable[EvalItem]:

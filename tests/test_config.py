@@ -68,3 +68,25 @@ def test_deid_key_is_created_private_then_reused_and_a_short_one_refused(make_se
     short.write_bytes(b"abc")
     with pytest.raises(AgentError, match="only 3 bytes"):
         Deps.from_settings(make_settings(deid_key_file=short)).ingest_options()
+
+
+def test_threads_creating_the_deid_key_at_once_all_get_the_one_key(tmp_path):
+    """Several conversations of one process (an evaluation asking questions at once) start together on a fresh
+    installation: every one must get the same key, none an error."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vesalius.agent.deps import _deid_key
+
+    for attempt in range(20):
+        path = tmp_path / str(attempt) / "deid.key"
+        start = threading.Barrier(8)
+
+        def key(_, path=path, start=start):
+            start.wait()
+            return _deid_key(path)
+
+        with ThreadPoolExecutor(8) as pool:
+            keys = list(pool.map(key, range(8)))
+        assert len(set(keys)) == 1 and keys[0] == path.read_bytes()
+        assert sorted(p.name for p in path.parent.iterdir()) == ["deid.key"]

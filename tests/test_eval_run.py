@@ -128,6 +128,41 @@ def test_bad_runs_are_one_line(cli, questions_file, tmp_path):
     assert zero.returncode == 2 and "--limit 0" in zero.stderr
 
 
+@pytest.mark.parametrize(
+    ("extra", "env", "expected"),
+    [
+        (["--mode", "model", "--model-dir", "{tmp}/nowhere"], {}, "is not a folder"),
+        (["--mode", "model", "--model-dir", "{tmp}/empty"], {}, "holds no config.json"),
+        (
+            ["--mode", "model", "--model-dir", "{tmp}/model"],
+            {"VESALIUS_VLLM_PYTHON": "{tmp}/model"},
+            "not an executable",
+        ),
+        # This environment has no vLLM (it lives in its own): its python is refused with what to do instead.
+        (["--mode", "model", "--model-dir", "{tmp}/model"], {"VESALIUS_VLLM_PYTHON": sys.executable}, "no vLLM"),
+        (["--mode", "model", "--model-dir", "{tmp}/model", "--model-url", "http://127.0.0.1:9/v1"], {}, "both given"),
+        (["--mode", "agent", "--model-dir", "{tmp}/model"], {}, "serve the model with vLLM"),
+        (["--mode", "agent"], {}, "agent mode needs a model server"),
+        (["--mode", "agent", "--model-url", "file:///etc/passwd"], {}, "not an http(s) URL"),
+        (["--mode", "agent", "--model-url", "http://127.0.0.1:{port}/v1"], {}, "cannot list the models"),
+        (["--mode", "model", "--model-dir", "{tmp}/model", "--engine-arg", "oops"], {}, "is not KEY=VALUE"),
+        (["--mode", "model", "--model-dir", "{tmp}/model", "--engine-arg", "model=x"], {}, "the model is --model-dir"),
+        (["--engine-arg", "seed=1"], {}, "are for --mode model"),
+    ],
+)
+def test_bad_model_options_are_one_line(cli, cli_env, questions_file, tmp_path, free_port, extra, env, expected):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    fill = lambda text: text.format(tmp=tmp_path, port=free_port)
+    out = tmp_path / "run"
+    args = ["eval", "run", "jsonl", "--data", str(questions_file), "--out", str(out), *map(fill, extra)]
+    p = cli(*args, env={**cli_env, **{k: fill(v) for k, v in env.items()}})
+    assert p.returncode == 2 and expected in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) <= 3 and "Traceback" not in p.stderr
+    assert not (out / "predictions.jsonl").exists()
+
+
 def test_the_vqa_rad_dev_split_never_shares_an_image_with_train(shared_data):
     from vesalius.eval.evaluate import choose
     from vesalius.eval.loaders import load_benchmark
@@ -145,6 +180,15 @@ def test_a_run_is_reproduced_from_its_manifest(cli, questions_file, tmp_path):
     p = cli("eval", "run", "--from-manifest", str(first / "manifest.json"), "--out", str(again), "--quiet")
     assert p.returncode == 0, p.stderr
     assert _summary(again) == _summary(first)
+    assert "note:" not in p.stderr  # the same code and weights: nothing to flag
+    manifest = json.loads((first / "manifest.json").read_text())
+    weights = manifest["predictor"]["weights"]
+    weights[next(iter(weights))] = "0" * 16  # as if the original ran with other weights
+    (first / "manifest.json").write_text(json.dumps(manifest))
+    flagged = cli(
+        "eval", "run", "--from-manifest", str(first / "manifest.json"), "--out", str(tmp_path / "x"), "--quiet"
+    )
+    assert flagged.returncode == 0 and "another predictor.weights than the original" in flagged.stderr
     same = cli("eval", "run", "--from-manifest", str(first / "manifest.json"), "--out", str(first))
     assert same.returncode == 2 and "a new folder" in same.stderr
     questions_file.write_text(questions_file.read_text().replace('"CT"', '"MRI"', 1))

@@ -89,3 +89,24 @@ def test_on_a_real_film_the_pneumonia_model_answers(make_settings, shared_data):
             s = v.ask("Is there pneumonia?", study=film, modality="CR").short_answer
             assert s is not None and s.source == "pneumonia_classifier" and s.text in ("yes", "no")
             assert 0.5 <= s.probability <= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "short"),
+    [
+        ("Short answer: Yes.\nThe lungs look clear.", "Yes"),
+        ("**Short answer:** CT\n\nThe image is axial.", "CT"),
+        ("Urgent: none.\n\nShort answer: left lower lobe\nMore text", "left lower lobe"),
+        ("- short answer: B. femur", "B. femur"),
+        ("The answer is yes.", None),
+        ("Short answer:\nThe lungs are clear.", None),  # the answer must be on the line itself
+        ("Short answer: " + "x" * 500, "x" * 200),  # bounded
+    ],
+)
+def test_the_model_short_answer_is_its_own_line_bounded(text, short):
+    from vesalius.agent.short_answer import from_model
+
+    got = from_model(text, "medgemma")
+    assert (got.text if got else None) == short
+    if got:
+        assert got.source == "medgemma" and got.kind == "model" and got.probability is None

@@ -10,7 +10,7 @@ from vesalius.agent.deps import Deps
 from vesalius.agent.nodes.tools import NOT_NEEDED
 from vesalius.agent.prompt import describe_view
 from vesalius.agent.router import RoutePlan
-from vesalius.agent.short_answer import short_answer
+from vesalius.agent.short_answer import from_model, short_answer
 from vesalius.agent.state import AgentState
 from vesalius.vision.models.gate import StudyKind
 from vesalius.vision.models.probability import shown
@@ -227,7 +227,9 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         study_kind=state.get("study_kind"),
         tools=tools,
         urgent=[*model_alerts(tools, plan.audience), *urgent_notes(citations, plan)],
-        short_answer=short_answer(state["question"], kind, tools),
+        # Evidence from the study comes before the language model's word.
+        short_answer=short_answer(state["question"], kind, tools)
+        or (from_model(text, model.name or "") if model.used else None),
         answer=text,
         answer_source=source,
         model=model,
