@@ -84,7 +84,7 @@ class EmbeddedPredictor:
         )
 
     def _ask(self, item: EvalItem):
-        return self.vesalius.ask(item.question, study=item.image)
+        return self.vesalius.ask(agent_question(item), study=item.image)
 
     def _classify(self, item: EvalItem) -> Prediction:
         """A class-folder or MedMNIST item: the trained model whose positive class is one of the item's classes,
