@@ -76,6 +76,10 @@ class Answer(BaseModel):
         description="the answer in a word (yes, no, CT ...) where a tool or the study's kind answers it; null when "
         "nothing here does (schema 5)"
     )
+    direct_answer: str = Field(
+        description="the first sentence of `answer`: the answer to the question asked, with its probability and what "
+        "gave it, or that these tools cannot tell and what would be needed (schema 6)"
+    )
     answer: str
     answer_source: Literal["model", "tools_and_knowledge"]
     model: ModelUse

@@ -304,12 +304,20 @@ def tools(as_json) -> None:
 )
 @click.option("--seed", default=0, show_default=True)
 @click.option("--epochs", type=int, help="override the recipe's epochs (quick checks)")
-def train(model, data, out, seed, epochs) -> None:
+@click.option(
+    "--holdout",
+    type=click.Choice(["none", "image", "question"]),
+    default="none",
+    show_default=True,
+    help="vqa: ship the twin trained without the by-image or by-question development fifth, to evaluate it",
+)
+def train(model, data, out, seed, epochs, holdout) -> None:
     """Rebuild MODEL from the shared data with a fixed seed: pneumonia, pneumoniamnist, breastmnist,
-    modality_gate, or chest_anomaly (which reads the pneumonia network: train that first)."""
+    modality_gate, chest_anomaly (which reads the pneumonia network: train that first), or vqa (which reads the
+    modality gate's network: train that first)."""
     from vesalius.vision.train.recipes import train as run
 
-    card = run(model, Path(data), out, seed, epochs)
+    card = run(model, Path(data), out, seed, epochs, holdout)
     echo_json(json.dumps({"model": card.name, "version": card.version, "metrics": card.metrics}, indent=2))
 
 

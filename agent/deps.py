@@ -48,6 +48,15 @@ class Deps:
         return ToolRegistry.default(ModelStore(self.settings.models_dir), plugins=self.settings.tool_plugins)
 
     @cached_property
+    def _question_encoder(self):
+        from vesalius.retrieval.embedder import Embedder
+
+        return Embedder()  # the VQA model's own encoder (all-MiniLM-L6-v2), whatever the knowledge base uses
+
+    def question_vector(self, question: str):
+        return self._question_encoder.encode([question])[0]
+
+    @cached_property
     def vlm(self) -> VlmClient | None:
         s = self.settings
         if not s.vlm_url:

@@ -38,8 +38,7 @@ def render_text(a: Answer) -> str:
     out: list[str] = []
     if a.urgent:
         out += ["URGENT", *(f"  ! {note}" for note in a.urgent), ""]
-    if s := a.short_answer:
-        out += [f"In short {s.text}: {s.basis} [{s.source}]", ""]
+    out += [a.direct_answer, ""]
     out += [f"Study    {a.study.one_line()}", f"Shown    {a.shown}"]
     if a.deidentification:
         out.append(f"De-id    {deid_line(a.deidentification)}")
@@ -62,7 +61,8 @@ def render_text(a: Answer) -> str:
             out.append(f"  - {t.tool}: not run ({t.reason})")
     source = f"model {a.model.name}" if a.model.used else "tools and knowledge base, no language model"
     out += ["", f"Answer   ({source})"]
-    out += [f"  {line}" if line else "" for line in a.answer.splitlines()]
+    body = a.answer.removeprefix(a.direct_answer).lstrip("\n")  # the direct answer is already the first line shown
+    out += [f"  {line}" if line else "" for line in body.splitlines()]
     out += ["", f"Uncertainty  {a.uncertainty}"]
     if a.citations:
         out += ["", "Citations"]

@@ -1,13 +1,15 @@
 """The answer in a word, where something here really answers the question: for people first, and for scoring.
 
-Three things answer, the first two from evidence the study has already produced and ahead of the third; anything
-else leaves the short answer empty (an evaluation scores that as wrong, never as a guess):
+Four things answer, in this order, the first three from the study itself; anything else leaves the short answer
+empty (an evaluation scores that as wrong, never as a guess):
 
 - the kind of study (CT, MRI, X-ray, ultrasound, pathology) for "what modality is this?" and "is this a CT?",
   from the DICOM tags or from the image gate when it accepted the image, with the gate's probability;
 - a trained classifier's finding for a yes/no question that names it ("is there pneumonia?"): yes when the
   calibrated probability reaches the model card's operating threshold, with the probability that the short answer
   is right. It is the model's reading at its screening threshold, not a diagnosis;
+- the embedded VQA model (vision/models/vqa.py), when the gate accepted the image as a kind it was trained on and
+  its calibrated probability reaches its card's threshold (else it says it cannot tell);
 - the language model, when one answered: the prompt asks it to start with a line "Short answer: ...". Its words
   carry no calibrated probability, and the line is taken only as the model wrote it, bounded.
 """
@@ -22,6 +24,7 @@ from pydantic import BaseModel, Field
 from vesalius.vision.models.gate import StudyKind
 from vesalius.vision.models.probability import shown
 from vesalius.vision.tools.base import ToolResult
+from vesalius.vision.tools.vqa_tool import NAME as VQA_TOOL
 
 _YES_NO = re.compile(r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|should|would|will)\b")
 # "Is this (image) a CT (scan)?", "Was the image taken with an MRI?": a question about the kind of study alone. A
@@ -29,7 +32,7 @@ _YES_NO = re.compile(r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|s
 _IS_KIND = re.compile(
     r"^\s*(is|was) (this|it|the (image|scan|study|picture|film|exam))( image| scan| study| picture| film)?"
     r"( taken| obtained| done| acquired)?( with| using| by| on)?( an?| the)? (?P<what>[\w -]{1,30}?)"
-    r"( scan| image| study| film| exam)?\s*\??\s*$"
+    r"( scan| image| study| film| exam)?( of (the|my|your|his|her|their) [a-z]{1,15})?\s*\??\s*$"
 )
 _MODALITY_QUESTION = re.compile(
     r"\b(modality|kind of (image|imaging|scan|study)|type of (image|imaging|scan|study)|imaging (technique|method)"
@@ -63,12 +66,26 @@ class ShortAnswer(BaseModel):
     )
     source: str = Field(description="what gave it: a tool's name, 'dicom_tags' or 'image_gate'")
     basis: str = Field(description="the evidence, in words")
-    kind: Literal["yes_no", "modality", "model"]
+    kind: Literal["yes_no", "modality", "vqa", "model"]
 
 
 def short_answer(question: str, kind: StudyKind | None, tools: list[ToolResult]) -> ShortAnswer | None:
     q = f" {question.lower().strip()} "
-    return _finding(q, tools) or _modality(q, kind)
+    return _finding(q, tools) or _modality(q, kind) or _vqa(tools)
+
+
+def _vqa(tools: list[ToolResult]) -> ShortAnswer | None:
+    for t in tools:
+        if t.tool == VQA_TOOL and t.applied and t.probabilities and t.probabilities[0].above_threshold:
+            p = t.probabilities[0]
+            return ShortAnswer(
+                text=p.label,
+                probability=p.probability,
+                source=t.tool,
+                basis=f"the embedded VQA model's answer, probability {shown(p.probability)} (calibrated on new images)",
+                kind="vqa",
+            )
+    return None
 
 
 # The line the prompt asks for (agent/prompt.py), allowing the Markdown emphasis models add around the label.
@@ -100,7 +117,7 @@ def _finding(q: str, tools: list[ToolResult]) -> ShortAnswer | None:
     if not _YES_NO.match(q):
         return None
     for t in tools:
-        if not (t.applied and len(t.probabilities) == 1):
+        if not (t.applied and len(t.probabilities) == 1) or t.tool == VQA_TOOL:
             continue
         p = t.probabilities[0]
         if p.above_threshold is None or not _said(q, _FINDING_WORDS.get(p.label, (re.escape(p.label),))):

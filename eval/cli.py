@@ -46,10 +46,11 @@ def eval_group() -> None:
 )
 @click.option(
     "--split",
-    type=click.Choice(["all", "dev", "train"]),
+    type=click.Choice(["all", "dev", "train", "dev-question", "train-question"]),
     default="all",
     show_default=True,
-    help="dev: a fifth of the images (by image, seed 0), never in train",
+    help="dev: a fifth of the images (by image, seed 0), never in train; dev-question: a fifth of the questions, "
+    "whose images train also shows (like VQA-RAD's official split)",
 )
 @click.option("--limit", type=int, help="the first N questions (after --split)")
 @click.option("--concurrency", default=1, show_default=True, help="questions asked at once")

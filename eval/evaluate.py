@@ -18,8 +18,10 @@ from vesalius.eval.errors import BenchmarkError
 from vesalius.eval.items import EvalItem, split_by_group
 from vesalius.eval.runner import MANIFEST, Prediction, RunResult, file_digest, finished, run, run_json
 
-Split = Literal["all", "dev", "train"]
-DEV_FRACTION, SPLIT_SEED = 0.2, 0  # the by-image development split (vesalius.eval.items.split_by_group)
+Split = Literal["all", "dev", "train", "dev-question", "train-question"]
+from vesalius.splits import DEV_FRACTION
+from vesalius.splits import SEED as SPLIT_SEED
+
 SUMMARY = "summary.json"
 _SCORED_KIND = {"choice": "mc"}  # the loaders' name for multiple choice, and the scorers'
 
@@ -90,8 +92,9 @@ def drift(original: dict[str, Any], reproduced: dict[str, Any]) -> list[str]:
 
 def choose(items: tuple[EvalItem, ...], split: Split, limit: int | None) -> list[EvalItem]:
     if split != "all":
-        train, dev = split_by_group(items, DEV_FRACTION, SPLIT_SEED)
-        items = dev if split == "dev" else train
+        by = "id" if split.endswith("-question") else "group"
+        train, dev = split_by_group(items, DEV_FRACTION, SPLIT_SEED, by=by)
+        items = dev if split.startswith("dev") else train
     if limit is not None:
         if limit < 1:
             raise BenchmarkError(f"--limit {limit} is below 1", "Give a positive number of questions, or leave it out")

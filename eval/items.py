@@ -3,13 +3,13 @@ were skipped and why, and the deterministic by-group development split."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from vesalius.eval.errors import ItemProblem
+from vesalius.splits import dev_share
 
 Kind = Literal["closed", "open", "choice", "label"]
 KINDS: tuple[str, ...] = ("closed", "open", "choice", "label")
@@ -100,23 +100,18 @@ class Loaded:
         return len(self.items)
 
 
-def _dev_share(key: str, seed: int) -> float:
-    # sha256 rather than hash(): Python salts str hashes per process, and the split must not change between runs.
-    digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
 def split_by_group(
-    items: Iterable[EvalItem], dev_fraction: float = 0.2, seed: int = 0
+    items: Iterable[EvalItem], dev_fraction: float = 0.2, seed: int = 0, *, by: Literal["group", "id"] = "group"
 ) -> tuple[tuple[EvalItem, ...], tuple[EvalItem, ...]]:
     """(train, dev): each group (an item's `group`, else its `id`) goes wholly to one side, decided by a hash of the
     group and the seed, so the same image never lands on both sides, and the split depends neither on item order
-    nor on which other items are present. About `dev_fraction` of the groups (not of the items) go to dev."""
+    nor on which other items are present. About `dev_fraction` of the groups (not of the items) go to dev.
+    `by="id"` splits by question instead (`vesalius.splits`)."""
     if not 0.0 <= dev_fraction <= 1.0:
         raise ValueError(f"dev_fraction must be between 0 and 1, not {dev_fraction}")
     train: list[EvalItem] = []
     dev: list[EvalItem] = []
     for item in items:
-        key = item.group if item.group is not None else item.id
-        (dev if _dev_share(key, seed) < dev_fraction else train).append(item)
+        key = item.group if item.group is not None and by == "group" else item.id
+        (dev if dev_share(key, seed) < dev_fraction else train).append(item)
     return tuple(train), tuple(dev)

@@ -21,18 +21,29 @@ from vesalius.eval.items import EvalItem
 from vesalius.eval.runner import Prediction
 
 
-def _weights_digest() -> dict[str, str]:
-    """The shipped model files by content: a retrained model makes another run."""
-    from vesalius.vision.models.store import WEIGHTS_DIR
+def _bundles(models_dir: Path | None) -> dict[str, Path]:
+    """Each model bundle the agent loads, by name, from where it loads it (`models_dir` over the shipped ones)."""
+    from vesalius.vision.models.store import WEIGHTS_DIR, ModelStore
 
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))}
+    store = ModelStore(models_dir)
+    names = {p.stem for d in {WEIGHTS_DIR, store.directory} for p in d.glob("*.safetensors")}
+    return {name: store.folder(name) for name in sorted(names)}
 
 
-def _trained_on() -> dict[str, str]:
-    """What each shipped model learnt from (its card's `data`): a run on those images is not held out."""
-    from vesalius.vision.models.store import WEIGHTS_DIR
+def _weights_digest(models_dir: Path | None) -> dict[str, str]:
+    """The model files by content: a retrained model makes another run."""
+    return {
+        f"{name}.safetensors": hashlib.sha256((folder / f"{name}.safetensors").read_bytes()).hexdigest()[:16]
+        for name, folder in _bundles(models_dir).items()
+    }
 
-    return {p.stem: str(json.loads(p.read_text()).get("data", "?")) for p in sorted(WEIGHTS_DIR.glob("*.json"))}
+
+def _trained_on(models_dir: Path | None) -> dict[str, str]:
+    """What each model learnt from (its card's `data`): a run on those images is not held out."""
+    return {
+        name: str(json.loads((folder / f"{name}.json").read_text()).get("data", "?"))
+        for name, folder in _bundles(models_dir).items()
+    }
 
 
 class EmbeddedPredictor:
@@ -50,8 +61,8 @@ class EmbeddedPredictor:
         info = self.vesalius.knowledge_info()
         return {
             "mode": "embedded",
-            "weights": _weights_digest(),
-            "trained_on": _trained_on(),
+            "weights": _weights_digest(self.vesalius.settings.models_dir),
+            "trained_on": _trained_on(self.vesalius.settings.models_dir),
             "knowledge_base": info["version"],
             "tools": sorted(t.name for t in self.vesalius.tools()),
             "settings": {"deid_dates": self.vesalius.settings.deid_dates, "top_k": self.vesalius.settings.top_k},

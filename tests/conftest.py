@@ -134,3 +134,20 @@ def vllm_server(tmp_path_factory):
     from vllm_server import serve
 
     yield from serve(tmp_path_factory)
+
+
+@pytest.fixture
+def train_here(cli):
+    """`vesalius train` in this process; the global torch settings a training run makes are put back afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+
+    def train(model: str, out, data, *extra: str):
+        return cli("train", model, "--data", data, "--out", out, *extra)
+
+    yield train
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)

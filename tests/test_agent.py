@@ -57,7 +57,7 @@ def test_answer_cites_codes_and_says_no_model_was_used(make_settings, ct_path):
         a = agent.ask("Is there a pleural effusion on this CT?", study=ct_path, on_step=steps.append)
     assert steps == ["ingest", "route", "tools", "retrieve", "compose"]
     assert a.answer_source == "tools_and_knowledge" and not a.model.used
-    assert a.answer.startswith(NO_MODEL_NOTE)
+    assert a.answer.startswith(a.direct_answer) and a.answer.split("\n\n", 1)[1].startswith(NO_MODEL_NOTE)
     top = a.citations[0]
     assert top.name == "Pleural effusion" and top.matched_term is not None
     assert top.umls_cui == "C0032227" and top.snomed_ct
@@ -65,7 +65,7 @@ def test_answer_cites_codes_and_says_no_model_was_used(make_settings, ct_path):
     assert f"[{top.number}]" in a.answer
     assert "neither show nor exclude" in a.answer  # no detector for effusion exists yet: say so
     ran = {t.tool for t in a.tools if t.applied}
-    assert ran == {"image_quality", "asymmetry_map"}
+    assert ran == {"image_quality", "asymmetry_map", "vqa_model"}  # the VQA model reads every accepted image
     skipped = {t.tool: t.reason for t in a.tools if not t.applied}
     assert skipped["ct_attenuation"] == "not needed for this question"
     # The trained chest X-ray models were asked (an abnormality question) and refused by the gate, saying why.
@@ -80,7 +80,7 @@ def test_tools_that_do_not_apply_say_why(make_settings, mr_path):
         a = agent.ask("Describe this study", study=mr_path)
     reasons = {t.tool: t.reason for t in a.tools}
     assert "needs a CT image; this study is MR" in reasons["ct_attenuation"]
-    assert {t.tool for t in a.tools if t.applied} == {"image_quality", "asymmetry_map"}
+    assert {t.tool for t in a.tools if t.applied} == {"image_quality", "asymmetry_map", "vqa_model"}
 
 
 def test_emergencies_named_in_the_question_come_first(make_settings, ct_path):

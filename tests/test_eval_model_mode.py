@@ -32,7 +32,14 @@ def questions(tmp_path):
             "kind": "choice",
             "options": {"A": "liver", "B": "femur"},
         },
-        {"id": "q4", "question": "Is there an effusion?", "answer": "no", "kind": "closed", "image": "ct.dcm"},
+        # About a term, not the image: no image tool or VQA model answers it, so the model's line is the answer.
+        {
+            "id": "q4",
+            "question": "What does the word effusion mean?",
+            "answer": "no",
+            "kind": "closed",
+            "image": "ct.dcm",
+        },
     ]
     path = folder / "q.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -203,11 +210,11 @@ def test_an_agent_run_scores_the_short_answer_of_tools_first_then_the_model(cli,
     records = _records(out)
     # A DICOM study's kind answers "is this a CT?" even though the model also wrote a short answer.
     assert records["q1"]["prediction"]["source"] == "dicom_tags" and records["q1"]["prediction"]["text"] == "yes"
-    assert records["q1"]["prediction"]["full_answer"].startswith("Short answer: ")
-    # Nothing here detects an effusion: the model's own line is the short answer, and it is scored.
+    assert "\n\nShort answer: " in records["q1"]["prediction"]["full_answer"]  # after the direct answer
+    # Nothing here answers a question about a term: the model's own line is the short answer, and it is scored.
     q4 = records["q4"]["prediction"]
     assert q4["source"] == vllm_server.model and q4["text"] in ("yes", "no")
-    assert q4["full_answer"].startswith(f"Short answer: {q4['text']}")
+    assert f"\n\nShort answer: {q4['text']}" in q4["full_answer"]
     assert q4["tokens"]["prompt_tokens"] > q4["tokens"]["completion_tokens"] > 0
     assert records["q4"]["scores"]["correct"] == (q4["text"] == "no")
     assert records["q3"]["prediction"]["error"].startswith("no image")  # the agent answers about a study

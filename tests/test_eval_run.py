@@ -14,11 +14,11 @@ from pydicom.data import get_testdata_file
 
 VESALIUS = str(Path(sys.executable).with_name("vesalius"))
 # (question, gold, kind): the two modality questions per study are ones the agent answers from the DICOM tags; the
-# last is one nothing here answers, so it must be scored wrong rather than guessed.
+# last, about a term rather than the image, is one nothing here answers, so it must be scored wrong, not guessed.
 QUESTIONS = [
     ("What modality is this?", "{modality}", "open"),
     ("Is this a CT scan?", "{is_ct}", "closed"),
-    ("Is there a fracture of the left femur?", "no", "closed"),
+    ("What does the word atelectasis mean?", "no", "closed"),
 ]
 STUDIES = {"ct.dcm": ("CT_small.dcm", "CT", "yes"), "mr.dcm": ("MR_small.dcm", "MRI", "no")}
 

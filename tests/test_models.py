@@ -65,7 +65,11 @@ def test_a_damaged_bundle_is_a_clear_error(tmp_path):
     with pytest.raises(ModelWeightsError, match="damaged.*vesalius train pneumonia"):
         ModelStore(tmp_path).classifier("pneumonia")
     with pytest.raises(ModelWeightsError, match="not in"):
-        ModelStore(tmp_path).classifier("breastmnist")
+        ModelStore(tmp_path).classifier("no_such_model")
+    # A bundle the folder does not hold still comes from the package: a folder replaces only what it has.
+    store = ModelStore(tmp_path)
+    assert store.folder("breastmnist") == WEIGHTS_DIR and store.folder("pneumonia") == tmp_path
+    assert store.classifier("breastmnist").card.name == "breastmnist"
 
 
 def test_classifier_output_is_a_calibrated_probability(registry, tmp_path):
@@ -164,3 +168,52 @@ def test_classify_many_images_in_one_process(shared_data, validation_films, ct_p
     assert records[4]["applied"] == [] and "CT" in records[4]["not_applied"]["pneumonia_classifier"]
     assert records[5]["error"] and "broken.png" in records[5]["path"]
     assert "1 of 6 file(s) could not be read" in run.stderr
+
+
+def test_anomaly_regions_are_tight_and_inside_the_lung_fields(registry, validation_films):
+    """A film with diffuse change has most patches beyond the normal limit: its regions are still the cores of the
+    unusual areas, never a box around the whole image."""
+    from vesalius.vision.models.anomaly import MAX_REGION_AREA, lung_fields, regions
+
+    detector = registry.store.anomaly()
+    found = 0
+    for paths in validation_films.values():
+        for m in detector.patch_maps([Image.open(p) for p in paths]):
+            _, heat = detector.result(m)
+            lungs = lung_fields(*heat.shape)
+            for r in regions(heat):
+                found += 1
+                assert r.area_fraction <= r.width * r.height + 0.01 and r.width * r.height <= MAX_REGION_AREA + 0.01
+                cy, cx = int((r.y + r.height / 2) * heat.shape[0]), int((r.x + r.width / 2) * heat.shape[1])
+                assert lungs[min(cy, heat.shape[0] - 1), min(cx, heat.shape[1] - 1)] or r.width < 0.3
+    assert found > 0
+    broad = np.full((28, 28), 3.0)
+    broad[10:14, 6:10] = 9.0  # a diffuse change with one focus
+    (core,) = regions(broad, max_regions=1)
+    assert core.area_fraction <= MAX_REGION_AREA and core.peak == 9.0 and core.x < 0.5
+
+
+def test_the_pneumonia_card_sets_shifted_numbers_beside_in_distribution_ones(registry):
+    card = registry.store.classifier("pneumonia").card
+    shift = card.metrics["shift"]
+    assert {"in_distribution", "worst_over_shifts", "rotated 10 degrees", "JPEG quality 20"} <= shift.keys()
+    worst = shift["worst_over_shifts"]
+    assert worst["auroc"] <= shift["in_distribution"]["auroc"] and worst["ece"] >= shift["in_distribution"]["ece"]
+    assert "under acquisition shift" in (WEIGHTS_DIR / "pneumonia.md").read_text()
+    from vesalius.vision.tools.model_tools import model_info
+
+    assert "on shifted copies of those films as low as AUROC" in model_info(card, registry.store).validation
+
+
+def test_each_shift_changes_the_film_and_is_measured():
+    from vesalius.vision.train.shift import SHIFTS, shift_report, shifted
+
+    rng = np.random.default_rng(0)
+    films = rng.integers(40, 200, (8, 64, 64)).astype(np.uint8)
+    for name, shift in SHIFTS.items():
+        assert not np.array_equal(shifted(films, shift), films), name
+    labels = np.array([0, 1] * 4)
+    brightness = lambda x: x.reshape(len(x), -1).mean(1) / 255  # a stand-in model
+    report = shift_report(brightness, films, labels, 0.5)
+    assert set(report) == {"in_distribution", *SHIFTS, "worst_over_shifts"}
+    assert report["worst_over_shifts"]["auroc"] == min(v["auroc"] for k, v in report.items() if k in SHIFTS)

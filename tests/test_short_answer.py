@@ -36,6 +36,7 @@ def pneumonia(p: float, threshold: float = 0.5) -> ToolResult:
         ("Is this image a CT scan?", CT, "yes", None, "dicom_tags"),
         ("Was this image taken with an MRI?", CT, "no", None, "dicom_tags"),
         ("Is this a chest x-ray?", FILM, "yes", 0.97, "image_gate"),
+        ("Is this a CT scan of my chest?", CT, "yes", None, "dicom_tags"),
     ],
 )
 def test_the_kind_of_study_answers_modality_questions(question, kind, text, probability, source):
@@ -72,13 +73,30 @@ def test_a_classifier_answers_a_yes_no_question_that_names_its_finding():
     assert short_answer("What is the probability of pneumonia?", FILM, [pneumonia(0.83)]) is None  # not yes/no
     not_run = ToolResult(tool="pneumonia_classifier", applied=False, reason="CT")
     assert short_answer("Is there pneumonia?", CT, [not_run]) is None
+    # The VQA model's answer is never read as a classifier's finding, and counts only at its threshold.
+    vqa = ToolResult(
+        tool="vqa_model",
+        applied=True,
+        reason="r",
+        probabilities=[Probability(label="yes", probability=0.7, threshold=0.5, above_threshold=True)],
+    )
+    got = short_answer("Is there pneumonia?", FILM, [vqa, pneumonia(0.2)])
+    assert (got.source, got.text) == ("pneumonia_classifier", "no")  # the trained classifier comes first
+    got = short_answer("Is there an effusion?", CT, [vqa])
+    assert (got.source, got.text, got.kind, got.probability) == ("vqa_model", "yes", "vqa", 0.7)
+    unsure = vqa.model_copy(
+        update={"probabilities": [vqa.probabilities[0].model_copy(update={"above_threshold": False})]}
+    )
+    assert short_answer("Is there an effusion?", CT, [unsure]) is None
     assert "1.00" not in short_answer("Is there pneumonia?", FILM, [pneumonia(0.999)]).basis  # never a certainty
 
 
 def test_the_agent_puts_the_short_answer_in_the_answer(make_settings, ct_path):
     with Vesalius(make_settings()) as v:
         assert v.ask("What modality is this?", study=ct_path).short_answer.text == "CT"
-        assert v.ask("Is there pneumonia?", study=ct_path).short_answer is None  # no model reads a CT for it
+        # No classifier reads a CT for pneumonia: only the VQA model may answer, at its calibrated probability.
+        s = v.ask("Is there pneumonia?", study=ct_path).short_answer
+        assert s is None or (s.source == "vqa_model" and s.kind == "vqa" and s.probability >= 0.5)
 
 
 def test_on_a_real_film_the_pneumonia_model_answers(make_settings, shared_data):

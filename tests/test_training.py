@@ -27,21 +27,6 @@ def _train(model: str, out, data, env, *extra: str) -> subprocess.CompletedProce
     )
 
 
-@pytest.fixture
-def train_here(cli):
-    """`vesalius train` in this process; the global torch settings a training run makes are put back afterwards."""
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-
-    def train(model: str, out, data, *extra: str):
-        return cli("train", model, "--data", data, "--out", out, *extra)
-
-    yield train
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-
-
 def test_training_is_reproducible_and_writes_a_complete_bundle(shared_data, tmp_path, cli_env, train_here):
     # One run in a fresh process, one in this process after other work: the seed alone decides the weights.
     runs = [
@@ -67,7 +52,12 @@ def test_bad_requests_are_clear_errors(tmp_path, train_here, shared_data):
     assert run.returncode == 2 and "no model called 'resnet152'" in run.stderr and "pneumonia" in run.stderr
     run = train_here("pneumonia", tmp_path, tmp_path / "nowhere")
     assert run.returncode == 2 and "Kermany chest X-ray folder not found" in run.stderr
-    run = train_here("chest_anomaly", tmp_path / "empty", shared_data)
+    # The anomaly detector reads the pneumonia network of its --out folder (else the shipped one): a broken one there
+    # is named, with the command that rebuilds it.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "pneumonia.json").write_text("{}")
+    run = train_here("chest_anomaly", broken, shared_data)
     assert run.returncode == 2 and "vesalius train pneumonia` first" in run.stderr
 
 

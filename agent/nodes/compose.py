@@ -7,6 +7,7 @@ from typing import Any
 
 from vesalius.agent.answer import Answer, Citation, LinkedConcept, ModelUse
 from vesalius.agent.deps import Deps
+from vesalius.agent.direct import direct_answer
 from vesalius.agent.nodes.tools import NOT_NEEDED
 from vesalius.agent.prompt import describe_view
 from vesalius.agent.router import RoutePlan
@@ -16,6 +17,7 @@ from vesalius.vision.models.gate import StudyKind
 from vesalius.vision.models.probability import shown
 from vesalius.vision.tools import not_applied
 from vesalius.vision.tools.base import ToolResult
+from vesalius.vision.tools.vqa_tool import NAME as VQA_TOOL
 
 NO_MODEL_NOTE = "No language model was used: this answer is composed from the tool measurements and the knowledge base."
 _MAX_MODEL_CHARS = 4000
@@ -38,7 +40,7 @@ def model_alerts(tools: list[ToolResult], audience: str) -> list[str]:
     notes = []
     for t in tools:
         for p in t.probabilities:
-            if t.applied and p.above_threshold:
+            if t.applied and p.above_threshold and t.tool != VQA_TOOL:  # an answer, not a finding
                 advice = (
                     "please see a clinician soon to have the image and your symptoms checked"
                     if audience == "patient"
@@ -95,7 +97,7 @@ def deterministic_answer(
         parts += [unrecognised, ""]
     if plan.intent != "explain":
         parts += ["What the image tools measured:", *(f"- {line}" for line in _tools_text(tools)), ""]
-    estimated = {p.label.lower() for t in tools if t.applied for p in t.probabilities}
+    estimated = {p.label.lower() for t in tools if t.applied and t.tool != VQA_TOOL for p in t.probabilities}
     named = [c for c in citations if c.matched_term and not any(label in c.name.lower() for label in estimated)]
     if named and plan.intent != "explain" and not unrecognised:
         names = ", ".join(c.name.lower() for c in named)
@@ -214,6 +216,19 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
     else:
         source, model = "tools_and_knowledge", ModelUse(used=False)
         text = deterministic_answer(plan, tools, citations, kind)
+    # Evidence from the study comes before the language model's word.
+    short = short_answer(state["question"], kind, tools) or (from_model(text, model.name or "") if model.used else None)
+    first = next(((c.name, c.passage, c.number) for c in citations if c.matched_term), None)
+    direct = direct_answer(
+        short,
+        tools,
+        kind,
+        patient=plan.audience == "patient",
+        explain=plan.intent == "explain",
+        first_passage=first,
+        model_configured=deps.vlm is not None,
+    )
+    text = f"{direct}\n\n{text}"
     history = state.get("history") or []
     study = deps.view(state)
     answer = Answer(
@@ -227,9 +242,8 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         study_kind=state.get("study_kind"),
         tools=tools,
         urgent=[*model_alerts(tools, plan.audience), *urgent_notes(citations, plan)],
-        # Evidence from the study comes before the language model's word.
-        short_answer=short_answer(state["question"], kind, tools)
-        or (from_model(text, model.name or "") if model.used else None),
+        short_answer=short,
+        direct_answer=direct,
         answer=text,
         answer_source=source,
         model=model,

@@ -16,4 +16,9 @@ def run_tools(state: AgentState, deps: Deps) -> dict[str, Any]:
     study = deps.view(state, windowed=False)
     out_dir = Path(state.get("heatmap_dir") or deps.settings.cache_dir / "heatmaps")
     kind, results = deps.registry.run(study, state["plan"]["tools"], out_dir, NOT_NEEDED)
+    if state["plan"]["intent"] != "explain":  # a question about this image, not about a term
+        from vesalius.vision.tools.vqa_tool import answer_question
+
+        vector = deps.question_vector(state["question"])
+        results.append(answer_question(deps.registry.store, study, kind, vector))
     return {"study_kind": kind.model_dump(mode="json"), "tool_results": [r.model_dump(mode="json") for r in results]}

@@ -140,21 +140,59 @@ class AnomalyDetector:
         )
 
 
+# A region is the core of an unusual area, not everything above the normal limit: on a film with diffuse change
+# most patches exceed it, and one box around them all would point nowhere. Each region is a connected area at or
+# above half its peak (and the normal limit), inside the lung fields, its box covering at most MAX_REGION_AREA of the
+# image.
+MAX_REGION_AREA = 0.25
+HALF_MAXIMUM = 0.5
+
+
+def lung_fields(h: int, w: int) -> np.ndarray:
+    """Where the lungs lie on a frontal chest film, as a prior: two upright ellipses either side of the
+    mediastinum. Coarse on purpose (no segmentation model ships): it keeps regions off the neck, shoulders, belly
+    and the film's edges, where a frontal film's normal variation is largest."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    y, x = (yy + 0.5) / h, (xx + 0.5) / w
+    # Apart at the midline, so a region never spans both lungs through the mediastinum.
+    left = (((x - 0.3) / 0.17) ** 2 + ((y - 0.5) / 0.36) ** 2 <= 1) & (x < 0.45)
+    right = (((x - 0.7) / 0.17) ** 2 + ((y - 0.5) / 0.36) ** 2 <= 1) & (x > 0.55)
+    return left | right
+
+
+def _box_area(mask: np.ndarray) -> int:
+    rows, cols = np.nonzero(mask)
+    return int((rows.max() + 1 - rows.min()) * (cols.max() + 1 - cols.min()))
+
+
 def regions(heat: np.ndarray, max_regions: int = 3) -> list[AnomalyRegion]:
-    """Connected areas above the normal patch limit (heat > 1), the most unusual first."""
-    labelled, _ = ndimage.label(heat > 1.0)
+    """Tight areas above the normal patch limit (heat > 1) inside the lung fields, the most unusual first."""
     h, w = heat.shape
-    found = []
-    for i, box in enumerate(ndimage.find_objects(labelled), start=1):
-        mask = labelled[box] == i
+    inside = np.where(lung_fields(h, w), heat, 0.0)
+    found: list[AnomalyRegion] = []
+    remaining = inside > 1.0
+    while remaining.any() and len(found) < max_regions:
+        peak = float(inside[remaining].max())
+        level = max(1.0, HALF_MAXIMUM * peak)
+        labelled, _ = ndimage.label(inside >= level)
+        seed = np.unravel_index(np.argmax(np.where(remaining, inside, -np.inf)), inside.shape)
+        mask = labelled == labelled[seed]
+        while _box_area(mask) > MAX_REGION_AREA * h * w and level < peak:  # still too wide: keep its core
+            level = min(peak, level + 0.1 * peak)
+            labelled, _ = ndimage.label(inside >= level)
+            mask = labelled == labelled[seed]
+        rows, cols = np.nonzero(mask)
         found.append(
             AnomalyRegion(
-                x=round(box[1].start / w, 3),
-                y=round(box[0].start / h, 3),
-                width=round((box[1].stop - box[1].start) / w, 3),
-                height=round((box[0].stop - box[0].start) / h, 3),
-                peak=round(float(heat[box][mask].max()), 2),
+                x=round(cols.min() / w, 3),
+                y=round(rows.min() / h, 3),
+                width=round((cols.max() + 1 - cols.min()) / w, 3),
+                height=round((rows.max() + 1 - rows.min()) / h, 3),
+                peak=round(peak, 2),
                 area_fraction=round(float(mask.sum()) / (h * w), 4),
             )
         )
-    return sorted(found, key=lambda r: -r.peak)[:max_regions]
+        # Everything connected to this region above the normal limit belongs to it: the next starts elsewhere.
+        around, _ = ndimage.label(remaining)
+        remaining &= around != around[seed]
+    return found

@@ -29,7 +29,7 @@ class Calibration(BaseModel):
 class Card(BaseModel):
     name: str
     version: str
-    kind: Literal["classifier", "anomaly", "gate"]
+    kind: Literal["classifier", "anomaly", "gate", "vqa"]
     task: str
     classes: list[str]
     positive_class: str | None = None

@@ -11,16 +11,24 @@ if TYPE_CHECKING:  # torch, FAISS and SciPy load with the first model, not with 
     from vesalius.vision.models.classifier import CalibratedClassifier
     from vesalius.vision.models.gate import Gate
     from vesalius.vision.models.net import CompactResNet
+    from vesalius.vision.models.vqa import VqaModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 class ModelStore:
-    """One per agent or command (no module-level cache): `classifier`, `anomaly` and `gate` load on first use."""
+    """One per agent or command (no module-level cache): `classifier`, `anomaly` and `gate` load on first use.
+
+    A folder given (`models_dir`, e.g. the `--out` of `vesalius train`) replaces the shipped bundles it holds; the
+    others still come from the package."""
 
     def __init__(self, directory: Path | None = None):
         self.directory = directory or WEIGHTS_DIR
         self._loaded: dict[str, object] = {}
+
+    def folder(self, name: str) -> Path:
+        """Where the bundle `name` is read from."""
+        return self.directory if (self.directory / f"{name}.json").exists() else WEIGHTS_DIR
 
     def network(self, name: str) -> tuple[Card, CompactResNet]:
         """A bundle's card and network, freshly loaded (classifier and gate keep theirs)."""
@@ -29,7 +37,7 @@ class ModelStore:
         from vesalius.vision.models.card import load_bundle
         from vesalius.vision.models.net import CompactResNet, NetConfig
 
-        card, tensors = load_bundle(self.directory, name)
+        card, tensors = load_bundle(self.folder(name), name)
         net = CompactResNet(NetConfig(**card.net))
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         return card, net.eval().to(memory_format=torch.channels_last)
@@ -53,7 +61,31 @@ class ModelStore:
             from vesalius.vision.models.anomaly import AnomalyDetector
             from vesalius.vision.models.card import load_bundle
 
-            card, tensors = load_bundle(self.directory, name)
+            card, tensors = load_bundle(self.folder(name), name)
             backbone = self.classifier(card.backbone).net if card.backbone else None
             self._loaded[name] = AnomalyDetector(card, backbone, tensors["memory"].numpy())
         return self._loaded[name]  # type: ignore[return-value]
+
+    def vqa(self, name: str = "vqa") -> VqaModel:
+        """The VQA model and the network it reads images with (its card's `backbone`, checked by content)."""
+        if name not in self._loaded:
+            from vesalius.vision.errors import ModelWeightsError
+            from vesalius.vision.models.card import load_bundle
+            from vesalius.vision.models.vqa import VqaModel
+
+            card, tensors = load_bundle(self.folder(name), name)
+            backbone_card, backbone = self.network(card.backbone or "modality_gate")
+            gate_folder = self.folder(backbone_card.name)
+            if card.extra.get("backbone_version") != _weights_digest(gate_folder, backbone_card.name):
+                raise ModelWeightsError(
+                    f"the VQA model was trained on another {backbone_card.name} than the one in {gate_folder}",
+                    "Rebuild it with `vesalius train vqa` after training the gate",
+                )
+            self._loaded[name] = VqaModel(card, tensors, backbone)
+        return self._loaded[name]  # type: ignore[return-value]
+
+
+def _weights_digest(directory: Path, name: str) -> str:
+    import hashlib
+
+    return hashlib.sha256((directory / f"{name}.safetensors").read_bytes()).hexdigest()[:16]

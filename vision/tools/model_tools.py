@@ -26,11 +26,16 @@ def model_info(card: Card, store: ModelStore) -> ModelInfo:
     else:
         headline = f"AUROC {m['auroc']:.3f}, ECE {m['ece_after']:.3f}, sensitivity {m['sensitivity']:.2f}, "
         headline += f"specificity {m['specificity']:.2f}"
+        if worst := m.get("shift", {}).get("worst_over_shifts"):
+            headline += (
+                f" on in-distribution validation; on shifted copies of those films as low as AUROC "
+                f"{worst['auroc']:.3f}, specificity {worst['specificity']:.2f}, with ECE up to {worst['ece']:.3f}"
+            )
     return ModelInfo(
         name=card.name,
         version=card.version,
         validation=f"{headline} ({m['n']} validation images)",
-        card=str(store.directory / f"{card.name}.md"),
+        card=str(store.folder(card.name) / f"{card.name}.md"),
     )
 
 
@@ -115,7 +120,12 @@ class ChestAnomaly:
         heatmap = None
         if out_dir is not None:
             # 1 (the normal limit) maps to half intensity, twice the limit and beyond to full red.
-            heatmap = write_overlay(image, (heat - 0.5) / 1.5, out_dir / f"{study.summary.study_id}_anomaly.png")
+            heatmap = write_overlay(
+                image,
+                (heat - 0.5) / 1.5,
+                out_dir / f"{study.summary.study_id}_anomaly.png",
+                [(r.x, r.y, r.width, r.height) for r in regions],
+            )
         verdict = "unusual" if result.unusual else "within the range of normal films"
         rank = (
             "every validation normal film"

@@ -167,6 +167,7 @@ def markdown(card: Card) -> str:
         "",
         *(f"![{p}](plots/{p})" for p in card.plots),
         "",
+        *_shift_section(card),
         "## Known limitations",
         *(f"- {item}" for item in card.limitations),
         "",
@@ -174,6 +175,24 @@ def markdown(card: Card) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _shift_section(card: Card) -> list[str]:
+    if "shift" not in card.metrics:
+        return []
+    from vesalius.vision.train.shift import table
+
+    return [
+        "## In distribution and under acquisition shift",
+        (
+            "The validation films come from the training distribution, so the numbers above are optimistic. The "
+            "same films changed as another device, site or export changes a film, at the shipped calibration and "
+            "threshold (`python -m vesalius.vision.train.shift`):"
+        ),
+        "",
+        table(card.metrics["shift"]),
+        "",
+    ]
 
 
 def write_markdown(card: Card, out: Path) -> Path:

@@ -52,7 +52,7 @@ CLASSIFIERS: dict[str, ClassifierSpec] = {
         title="BreastMNIST (official val)",
     ),
 }
-MODELS = (*CLASSIFIERS, "modality_gate", "chest_anomaly")
+MODELS = (*CLASSIFIERS, "modality_gate", "chest_anomaly", "vqa")
 
 
 def _state(model: CompactResNet) -> dict[str, torch.Tensor]:
@@ -72,7 +72,12 @@ def train_classifier_bundle(name: str, data: Path, out: Path, seed: int, epochs:
         logits, ds.val.labels, folds, out / "plots", name, spec.title
     )
     if name == "pneumonia":
+        from vesalius.vision.train.shift import shift_report
+
         metrics |= _subtype_sensitivity(ds.val, logits, calibration, threshold)
+        # In-distribution validation is optimistic: the same films as another site's device would make them.
+        predict = lambda x: calibrate(predict_logits(model, x), calibration)
+        metrics["shift"] = shift_report(predict, ds.val.images, ds.val.labels, threshold)
     card = Card(
         name=name,
         version=VERSION,
@@ -130,10 +135,18 @@ def _recipe_dict(recipe: Recipe, ds: datasets.Dataset, minutes: float) -> dict:
     }
 
 
-def train(name: str, data: Path, out: Path | None = None, seed: int = 0, epochs: int | None = None) -> Card:
+def train(
+    name: str, data: Path, out: Path | None = None, seed: int = 0, epochs: int | None = None, holdout: str = "none"
+) -> Card:
     """Rebuild one shipped model into `out` (default: the package's weights): bundle, card and plots."""
     out = out or WEIGHTS_DIR
-    if name in CLASSIFIERS:
+    if holdout != "none" and name != "vqa":
+        raise ModelWeightsError("--holdout is for vqa", "Leave it out for the other models")
+    if name == "vqa":
+        from vesalius.vision.train.vqa import train_vqa
+
+        card = train_vqa(data, out, seed, epochs, holdout)  # type: ignore[arg-type]
+    elif name in CLASSIFIERS:
         card = train_classifier_bundle(name, data, out, seed, epochs)
     elif name == "modality_gate":
         card = gate_report(data, out, seed, epochs, VERSION)
