@@ -82,7 +82,7 @@ def _vqa(tools: list[ToolResult]) -> ShortAnswer | None:
                 text=p.label,
                 probability=p.probability,
                 source=t.tool,
-                basis=f"the embedded VQA model's answer, probability {shown(p.probability)} (calibrated on new images)",
+                basis=f"the embedded VQA model's answer, probability {shown(p.probability)} (calibrated on held-out VQA-RAD and PathVQA images)",
                 kind="vqa",
             )
     return None
@@ -127,7 +127,9 @@ def _finding(q: str, tools: list[ToolResult]) -> ShortAnswer | None:
             text="yes" if yes else "no",
             probability=round(p.probability if yes else 1 - p.probability, 4),
             source=t.tool,
-            basis=f"probability of {p.label} {shown(p.probability)} against the model's threshold {p.threshold:.2f}",
+            # Its calibration was measured on validation images like its training data: say so where it is read.
+            basis=f"probability of {p.label} {shown(p.probability)} against the model's threshold {p.threshold:.2f}, "
+            "calibrated on validation images like its training data",
             kind="yes_no",
         )
     return None

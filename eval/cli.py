@@ -77,10 +77,9 @@ def run_cmd(benchmark, data, images, mode, model_urls, model_name, model_dir, en
 
     if manifest is not None:
         from vesalius.eval.evaluate import drift
-        from vesalius.eval.runner import run_json
 
-        original = run_json(manifest, "run manifest", "Give the manifest.json of a finished `vesalius eval run`")
-        result, summary = evaluate(from_manifest(manifest, out, tuple(model_urls)), load_settings(), progress=not quiet)
+        options, original = from_manifest(manifest, out, tuple(model_urls))
+        result, summary = evaluate(options, load_settings(), progress=not quiet)
         _show(summary, as_json, result)
         if changed := drift(original, summary["manifest"]):
             echo(f"note: this reproduction ran with another {', '.join(changed)} than the original", err=True)

@@ -51,8 +51,9 @@ class EvalOptions:
         return {k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}
 
 
-def from_manifest(path: Path, out: Path, model_urls: tuple[str, ...] = ()) -> EvalOptions:
-    """The options of the run `path` describes, into `out`; the data file must be the one that run read."""
+def from_manifest(path: Path, out: Path, model_urls: tuple[str, ...] = ()) -> tuple[EvalOptions, dict[str, Any]]:
+    """The options of the run `path` describes, into `out`, and its manifest; the data file must be the one that
+    run read."""
     manifest = run_json(Path(path), "run manifest", "Give the manifest.json of a finished `vesalius eval run`")
     try:
         fields = {f.name for f in dataclasses.fields(EvalOptions)} - {"out", "model_urls"}
@@ -79,7 +80,7 @@ def from_manifest(path: Path, out: Path, model_urls: tuple[str, ...] = ()) -> Ev
         )
     if out.resolve() == Path(path).resolve().parent:
         raise BenchmarkError("--out is the run being reproduced", "Give a new folder for the reproduction")
-    return options
+    return options, manifest
 
 
 def drift(original: dict[str, Any], reproduced: dict[str, Any]) -> list[str]:

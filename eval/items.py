@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from vesalius.eval.errors import ItemProblem
-from vesalius.splits import dev_share
+from vesalius.splits import is_dev
 
 Kind = Literal["closed", "open", "choice", "label"]
 KINDS: tuple[str, ...] = ("closed", "open", "choice", "label")
@@ -96,9 +96,6 @@ class Loaded:
     items: tuple[EvalItem, ...]
     skipped: tuple[Skipped, ...] = ()
 
-    def __len__(self) -> int:
-        return len(self.items)
-
 
 def split_by_group(
     items: Iterable[EvalItem], dev_fraction: float = 0.2, seed: int = 0, *, by: Literal["group", "id"] = "group"
@@ -113,5 +110,13 @@ def split_by_group(
     dev: list[EvalItem] = []
     for item in items:
         key = item.group if item.group is not None and by == "group" else item.id
-        (dev if dev_share(key, seed) < dev_fraction else train).append(item)
+        (dev if is_dev(key, dev_fraction, seed) else train).append(item)
     return tuple(train), tuple(dev)
+
+
+def question_text(item: EvalItem, default: str = "") -> str:
+    """The question as a person would type it: any context first, then the question, then the options."""
+    parts = [f"Context: {item.context}"] if item.context else []
+    parts.append(item.question or default)
+    parts += [f"{letter}. {text}" for letter, text in item.options.items()]
+    return "\n".join(parts)

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from vesalius.eval.items import EvalItem
+from vesalius.eval.items import EvalItem, question_text
 
 INSTRUCTIONS = {
     "closed": "Answer yes or no.",
@@ -29,13 +29,8 @@ IMAGE_CACHE_ENTRIES, IMAGE_CACHE_BYTES = 64, 256 * 2**20
 
 
 def prompt(item: EvalItem) -> str:
-    parts = []
-    if item.context:
-        parts.append(f"Context: {item.context}")
-    parts.append(item.question or "What does this image show?")
-    parts += [f"{letter}. {text}" for letter, text in item.options.items()]
-    parts.append(INSTRUCTIONS[item.kind].format(classes=", ".join(item.classes)))
-    return "\n".join(parts)
+    instruction = INSTRUCTIONS[item.kind].format(classes=", ".join(item.classes))
+    return f"{question_text(item, 'What does this image show?')}\n{instruction}"
 
 
 def prompt_digest() -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from vesalius import Settings, Vesalius, VesaliusError
 from vesalius.eval.errors import BenchmarkError
-from vesalius.eval.items import EvalItem
+from vesalius.eval.items import EvalItem, question_text
 from vesalius.eval.runner import Prediction
 
 
@@ -95,7 +95,7 @@ class EmbeddedPredictor:
         )
 
     def _ask(self, item: EvalItem):
-        return self.vesalius.ask(agent_question(item), study=item.image)
+        return self.vesalius.ask(question_text(item), study=item.image)
 
     def _classify(self, item: EvalItem) -> Prediction:
         """A class-folder or MedMNIST item: the trained model whose positive class is one of the item's classes,
@@ -124,14 +124,6 @@ class EmbeddedPredictor:
 
     def close(self) -> None:
         self.vesalius.close()
-
-
-def agent_question(item: EvalItem) -> str:
-    """The question as a person would type it to the agent: any context and options pasted in with it."""
-    parts = [f"Context: {item.context}"] if item.context else []
-    parts.append(item.question)
-    parts += [f"{letter}. {text}" for letter, text in item.options.items()]
-    return "\n".join(parts)
 
 
 class AgentPredictor(EmbeddedPredictor):
@@ -197,7 +189,7 @@ class AgentPredictor(EmbeddedPredictor):
             with self._lock:
                 vesalius = self.pool[next(self._turn) % len(self.pool)]
             try:
-                return vesalius.ask(agent_question(item), study=item.image)
+                return vesalius.ask(question_text(item), study=item.image)
             except ModelServerError as exc:  # this server failed: the next one may not
                 problem = exc
         assert problem is not None

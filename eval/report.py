@@ -109,7 +109,6 @@ def _classification_plots(run: Path, positive: str, plots: Path) -> list[Path]:
 def write_report(run: Path) -> Path:
     summary = run_json(run / SUMMARY, "run summary", "Give a folder `vesalius eval run` wrote; rerun it to finish")
     plots = run / "plots"
-    pictures: list[Path] = []
     sections = [f"# {summary['benchmark']}: {summary['mode']} run", "", summary_table(summary), ""]
     for name in _BREAKDOWNS:
         groups = summary.get("by", {}).get(name) or {}
@@ -121,11 +120,9 @@ def write_report(run: Path) -> Path:
             for g, b in sorted(groups.items(), key=lambda kv: -kv[1]["n"])
         ]
         picture = _bars(name, groups, plots / f"accuracy_by_{name}.png")
-        pictures.append(picture)
         sections += [*rows, "", f"![accuracy by {name}](plots/{picture.name})", ""]
     if (c := summary.get("classification")) and c.get("positive_class"):
         for picture in _classification_plots(run, c["positive_class"], plots):
-            pictures.append(picture)
             sections += [f"![{picture.stem}](plots/{picture.name})", ""]
     m = summary["manifest"]
     sections += [

@@ -12,6 +12,7 @@ question to the next (the agent's predictors open a fresh conversation each).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -19,10 +20,11 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -100,11 +102,19 @@ class RunResult:
 
 
 def file_digest(path: Path) -> dict[str, Any]:
+    """Path, size and SHA-256 of a data file; a reproduction checks it and then records it, so an unchanged file
+    (same size and modification time) is hashed once per process."""
+    st = path.stat()
+    return dict(_digest(str(path.resolve()), st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(path: str, size: int, mtime_ns: int) -> tuple[tuple[str, Any], ...]:
     digest = hashlib.sha256()
-    with path.open("rb") as f:
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return (("path", path), ("bytes", size), ("sha256", digest.hexdigest()))
 
 
 def code_digest() -> str:
@@ -220,19 +230,19 @@ def run(
         try:
             if isinstance(predictor, BatchPredictor):
                 # The engine takes `concurrency` questions in one call; each record's latency is its batch's.
-                while batch := list(_take(queue, concurrency)):
+                while batch := list(islice(queue, concurrency)):
                     start = time.perf_counter()
                     predictions = predictor.predict_batch(batch)
                     elapsed = time.perf_counter() - start
                     for item, prediction in zip(batch, predictions, strict=True):
                         write(_record(item, prediction, scorer, elapsed))
-            for item in _take(queue, concurrency):
+            for item in islice(queue, concurrency):
                 pending.add(pool.submit(one, item))
             while pending:
                 finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished_now:
                     write(future.result())
-                    for item in _take(queue, 1):
+                    for item in islice(queue, 1):
                         pending.add(pool.submit(one, item))
         except KeyboardInterrupt:
             interrupted = True
@@ -263,14 +273,6 @@ def _record(item: EvalItem, prediction: Prediction, scorer: Scorer, latency_s: f
         language=item.language,
         group=item.group,
     )
-
-
-def _take(queue: Iterator[EvalItem], n: int) -> Iterable[EvalItem]:
-    for _ in range(n):
-        item = next(queue, None)
-        if item is None:
-            return
-        yield item
 
 
 def _bar(total: int, initial: int, progress: bool):

@@ -282,3 +282,24 @@ def test_hostile_run_folders_are_one_line(cli, questions_file, tmp_path, monkeyp
     monkeypatch.setattr("vesalius.eval.loaders._read.MAX_FILE_BYTES", 100)
     p = cli("eval", "compare", str(run), str(run))
     assert p.returncode == 2 and "over the" in p.stderr
+
+
+def test_a_hostile_model_folder_is_bounded(tmp_path, monkeypatch):
+    """--model-dir is hashed file by file: a link back up, a FIFO and a folder of too many files neither hang nor
+    recurse, and an empty folder is one line."""
+    import vesalius.eval.engine_predictor as ep
+    from vesalius.eval.errors import BenchmarkError
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "up").symlink_to("..")
+    os.mkfifo(model / "pipe")
+    assert list(ep.model_files(model)) == ["config.json"]
+    monkeypatch.setattr(ep, "_MAX_MODEL_FILES", 3)
+    for n in range(4):
+        (model / f"shard{n}.bin").write_bytes(b"x")
+    with pytest.raises(BenchmarkError, match="holds 5 files"):
+        ep.model_files(model)
+    with pytest.raises(BenchmarkError, match="holds no config.json"):
+        ep.model_files(tmp_path / "model" / "..")  # the parent: a folder, but not a model's

@@ -94,3 +94,15 @@ def test_vesalius_train_vqa_is_reproducible(shared_data, tmp_path, cli_env, trai
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert card.recipe["epochs"] == 1 and (tmp_path / "a" / "vqa.md").exists()
     assert json.loads(runs[0].stdout)["metrics"] == card.metrics
+
+
+def test_a_vqa_bundle_missing_its_tensors_is_a_clear_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    shutil.copy(WEIGHTS_DIR / "vqa.json", tmp_path / "vqa.json")
+    tensors = load_file(str(WEIGHTS_DIR / "vqa.safetensors"))
+    del tensors["feature_mean"]
+    save_file(tensors, str(tmp_path / "vqa.safetensors"))
+    with pytest.raises(ModelWeightsError, match="do not fit its card") as info:
+        ModelStore(tmp_path).vqa()
+    assert "vesalius train vqa" in info.value.one_line()

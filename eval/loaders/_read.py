@@ -13,6 +13,8 @@ from typing import Any
 
 from vesalius.eval.errors import BenchmarkError, ItemProblem
 from vesalius.eval.items import EvalItem, Loaded, Skipped
+from vesalius.vision.errors import StudyError
+from vesalius.vision.source import open_regular, read_limited
 
 # Benchmark files are read whole into memory; the largest published one (PMC-VQA train.csv) is well under this.
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -45,11 +47,14 @@ def check_file(path: Path, what: str = "benchmark file") -> int:
 
 
 def read_text(path: Path, what: str = "benchmark file") -> str:
-    check_file(path, what)
+    check_file(path, what)  # a named error for a missing file, a folder or one past the limit
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise BenchmarkError(f"The {what} {path} cannot be read ({e.strerror})", "Check its permissions") from None
+        # Checked again on the descriptor actually read, and read no further than the limit: the file may have
+        # been swapped for a FIFO or grown since it was checked.
+        with open_regular(path, f"the {what} {path}") as f:
+            data = read_limited(f, f"the {what} {path}", MAX_FILE_BYTES)
+    except StudyError as e:
+        raise BenchmarkError(e.problem, e.remedy) from None
     try:
         return data.decode("utf-8-sig")  # a leading byte-order mark (spreadsheet exports) is not content
     except UnicodeDecodeError as e:
@@ -75,7 +80,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dup
 
 
-def parse_json(text: str, path: Path, line: int | None = None) -> Any:
+def parse_json(text: str, line: int | None = None) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_object)
     except json.JSONDecodeError as e:
@@ -88,7 +93,7 @@ def parse_json(text: str, path: Path, line: int | None = None) -> Any:
 def read_json(path: Path) -> Any:
     text = read_text(path)
     try:
-        return parse_json(text, path)
+        return parse_json(text)
     except ItemProblem as e:
         raise BenchmarkError(f"The benchmark file {path}: {e}", "Fix the file or give the right one") from None
 
@@ -271,6 +276,24 @@ def image_path(root: Path, name: str) -> Path:
     if not stat.S_ISREG(st.st_mode):
         raise ItemProblem(f"its image {name!r} in {root} is not a file")
     return full
+
+
+def qid_ref(n: int, raw: object) -> str:
+    """How an error names an item of a JSON array: its position, and its qid when it has one."""
+    return f"item {n}" + (f" (qid {raw['qid']!r})" if isinstance(raw, dict) and "qid" in raw else "")
+
+
+def vqa_fields(r: Record, root: Path | None, image_key: str) -> dict[str, Any]:
+    """What the VQA-RAD, SLAKE and PathVQA layouts share: the question, its answer and kind, and the image
+    (confined to `root`; none without one), whose name is also the item's group."""
+    name = r.text(image_key)
+    return {
+        "question": r.text("question"),
+        "answer": r.scalar("answer"),
+        "kind": r.kind("answer_type"),
+        "image": None if root is None else image_path(root, name),
+        "group": name,
+    }
 
 
 class Collector:

@@ -45,7 +45,7 @@ def load(path: Path, images: Path | None = None, *, skip_bad: bool = False) -> L
 
         def build(text: str = text, line: int = line) -> EvalItem:
             nonlocal root
-            r = Record(parse_json(text, path, line))
+            r = Record(parse_json(text, line))
             unknown = sorted(set(r.raw) - set(FIELDS))
             if unknown:
                 raise ItemProblem(f"it has the unknown field(s) {', '.join(unknown)}")

@@ -19,7 +19,7 @@ def load(path: Path, images: Path | None = None, *, skip_bad: bool = False) -> L
     for line, text in jsonl_lines(path):
 
         def build(text: str = text, line: int = line) -> EvalItem:
-            r = Record(parse_json(text, path, line))
+            r = Record(parse_json(text, line))
             options = {k.strip(): v for k, v in r.text_map("options").items()}
             letter = r.text("answer_idx").strip()
             if letter not in options:

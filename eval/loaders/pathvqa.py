@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vesalius.eval.items import EvalItem, Loaded
-from vesalius.eval.loaders._read import Collector, Record, expect_top, image_path, images_root, read_json
+from vesalius.eval.loaders._read import Collector, Record, expect_top, images_root, read_json, vqa_fields
 
 NAME = "pathvqa"
 
@@ -23,17 +23,11 @@ def load(path: Path, images: Path | None = None, *, skip_bad: bool = False) -> L
 
         def build(raw: object = raw, n: int = n) -> EvalItem:
             r = Record(raw)
-            name = r.text("image")
             return EvalItem(
                 id=str(n),
                 benchmark=NAME,
-                question=r.text("question"),
-                answer=r.scalar("answer"),
-                kind=r.kind("answer_type"),
-                image=image_path(root, name),
-                group=name,
+                **vqa_fields(r, root, "image"),
                 question_type=r.opt_text("question_type"),
-                language="en",
             )
 
         out.add(f"item {n}", build)

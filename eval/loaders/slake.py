@@ -11,7 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from vesalius.eval.items import EvalItem, Loaded
-from vesalius.eval.loaders._read import Collector, Record, expect_top, image_path, images_root, no_images, read_json
+from vesalius.eval.loaders._read import (
+    Collector,
+    Record,
+    expect_top,
+    images_root,
+    no_images,
+    qid_ref,
+    read_json,
+    vqa_fields,
+)
 
 NAME = "slake"
 QUESTIONS_NAME = "slake-questions"
@@ -23,28 +32,22 @@ def _load(path: Path, images: Path | None, skip_bad: bool, *, with_images: bool)
     root = images_root(images, path.parent / "imgs", path) if with_images else None
     out = Collector(NAME if with_images else QUESTIONS_NAME, path, skip_bad)
     for n, raw in enumerate(data, start=1):
-        ref = f"item {n}" + (f" (qid {raw['qid']!r})" if isinstance(raw, dict) and "qid" in raw else "")
 
         def build(raw: object = raw) -> EvalItem:
             r = Record(raw)
-            name = r.text("img_name")
             language = r.text("q_lang").strip().lower()
             extra = {k: str(r.raw[k]) for k in ("img_id", "modality", "base_type") if r.has(k)}
             return EvalItem(
                 id=r.scalar("qid"),
                 benchmark=out.benchmark,
-                question=r.text("question"),
-                answer=r.scalar("answer"),
-                kind=r.kind("answer_type"),
-                image=image_path(root, name) if root is not None else None,
-                group=name,
+                **vqa_fields(r, root, "img_name"),
                 question_type=r.opt_text("content_type"),
                 organ_or_modality=r.opt_text("location"),
                 language=language,
                 extra=extra,
             )
 
-        out.add(ref, build)
+        out.add(qid_ref(n, raw), build)
     return out.result()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vesalius.eval.items import EvalItem, Loaded
-from vesalius.eval.loaders._read import Collector, Record, expect_top, image_path, images_root, read_json
+from vesalius.eval.loaders._read import Collector, Record, expect_top, images_root, qid_ref, read_json, vqa_fields
 
 NAME = "vqa-rad"
 
@@ -26,26 +26,18 @@ def load(path: Path, images: Path | None = None, *, skip_bad: bool = False) -> L
     root = images_root(images, path.parent / "images", path)
     out = Collector(NAME, path, skip_bad)
     for n, raw in enumerate(data, start=1):
-        ref = f"item {n}" + (f" (qid {raw['qid']!r})" if isinstance(raw, dict) and "qid" in raw else "")
 
         def build(raw: object = raw) -> EvalItem:
             r = Record(raw)
-            qid = r.scalar("qid")
-            name = r.text("image_name")
             phrase = r.opt_text("phrase_type")
             return EvalItem(
-                id=qid,
+                id=r.scalar("qid"),
                 benchmark=NAME,
-                question=r.text("question"),
-                answer=r.scalar("answer"),
-                kind=r.kind("answer_type"),
-                image=image_path(root, name),
-                group=name,
+                **vqa_fields(r, root, "image_name"),
                 question_type=question_type(r.text("question_type")),
                 organ_or_modality=r.opt_text("image_organ"),
-                language="en",
                 extra={"phrase_type": phrase} if phrase else {},
             )
 
-        out.add(ref, build)
+        out.add(qid_ref(n, raw), build)
     return out.result()

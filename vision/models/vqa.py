@@ -62,13 +62,13 @@ class VqaModel:
     def __init__(self, card, tensors: dict[str, torch.Tensor], backbone: nn.Module):
         self.card = card
         self.answers: list[str] = card.classes
-        self.mean, self.std = tensors["feature_mean"].numpy(), tensors["feature_std"].numpy()
-        net = VqaNet(self.mean.shape[0], len(self.answers), hidden=int(card.net.get("hidden", 512)))
         try:
+            self.mean, self.std = tensors["feature_mean"].numpy(), tensors["feature_std"].numpy()
+            net = VqaNet(self.mean.shape[0], len(self.answers), hidden=int(card.net.get("hidden", 512)))
             net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        except RuntimeError as exc:
+        except (KeyError, RuntimeError, ValueError) as exc:
             raise ModelWeightsError(
-                f"the VQA model's weights do not fit its card ({exc.args[0][:120]})",
+                f"the VQA model's weights do not fit its card ({str(exc)[:120]})",
                 "Rebuild it with `vesalius train vqa`",
             ) from None
         self.net = net.eval()

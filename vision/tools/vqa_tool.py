@@ -29,7 +29,7 @@ def _info(card, store: ModelStore) -> ModelInfo:
         version=card.version,
         validation=(
             f"VQA-RAD development accuracy {by_q.get('overall', 0):.2f} on images seen in training, "
-            f"{rad.get('overall', 0):.2f} on new images"
+            f"{rad.get('overall', 0):.2f} on VQA-RAD images it never saw; other sources are unmeasured"
         ),
         card=str(store.folder(card.name) / f"{card.name}.md"),
     )

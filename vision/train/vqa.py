@@ -11,7 +11,6 @@ from a temperature fitted on the other). The shipped model is then trained on ev
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -26,7 +25,9 @@ from tqdm import tqdm
 
 from vesalius.splits import is_dev
 from vesalius.vision.errors import ModelWeightsError
+from vesalius.vision.models.calibration import apply_temperature
 from vesalius.vision.models.card import Calibration, Card, save_bundle
+from vesalius.vision.models.metrics import expected_calibration_error
 from vesalius.vision.models.store import ModelStore
 from vesalius.vision.models.vqa import VqaNet, image_features
 from vesalius.vision.train.trainer import seed_everything
@@ -118,12 +119,6 @@ def logits_of(net: VqaNet, Q, F) -> np.ndarray:
         return net(torch.from_numpy(Q), torch.from_numpy(F).float()).numpy()
 
 
-def softmax(z: np.ndarray, t: float = 1.0) -> np.ndarray:
-    z = z / t
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
 def fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
     """The temperature under which the top answer's probability best predicts whether it is right (log loss over a
     grid). Every question counts, including those whose answer was never seen in training: it is always wrong."""
@@ -131,19 +126,14 @@ def fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
     grid = np.exp(np.linspace(np.log(0.25), np.log(8), 61))
     losses = []
     for t in grid:
-        p = np.clip(softmax(z, t).max(1), 1e-6, 1 - 1e-6)
+        p = np.clip(apply_temperature(z, t).max(1), 1e-6, 1 - 1e-6)
         losses.append(-(right * np.log(p) + ~right * np.log(1 - p)).mean())
     return float(grid[int(np.argmin(losses))])
 
 
-def ece(p: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
-    edges = np.linspace(0, 1, bins + 1)
-    total = 0.0
-    for lo, hi in itertools.pairwise(edges):
-        inside = (p > lo) & (p <= hi)
-        if inside.any():
-            total += inside.mean() * abs(p[inside].mean() - right[inside].mean())
-    return round(float(total), 4)
+def ece(p: np.ndarray, right: np.ndarray) -> float:
+    """Calibration error of the top answer's probability against whether it was right (10 equal bins)."""
+    return round(expected_calibration_error(right.astype(int), p, n_bins=10), 4)
 
 
 def abstention_threshold(p: np.ndarray, right: np.ndarray) -> float:
@@ -223,18 +213,18 @@ def train_vqa(data: Path, out: Path, seed: int = 0, epochs: int | None = None, h
                 fit_on, measure = dev & (fold != f), dev & (fold == f)
                 t = fit_temperature(z[fit_on], y[fit_on])
                 temps.append(t)
-                p[measure] = softmax(z[measure], t).max(1)
+                p[measure] = apply_temperature(z[measure], t).max(1)
             temperature = fit_temperature(z[dev], y[dev])
             threshold = abstention_threshold(p[dev], right[dev])
             metrics["calibration_by_image"] = {
                 "temperature": round(temperature, 4),
                 "fold_temperatures": [round(t, 4) for t in temps],
                 "ece_cross_fitted": ece(p[dev], right[dev]),
-                "ece_uncalibrated": ece(softmax(z[dev]).max(1), right[dev]),
+                "ece_uncalibrated": ece(apply_temperature(z[dev], 1.0).max(1), right[dev]),
                 "abstain_below": threshold,
             }
         else:
-            p = softmax(z, temperature).max(1)
+            p = apply_temperature(z, temperature).max(1)
         metrics[f"dev_by_{by}"] = scores(qas, dev, pred, p, threshold)
     temperature = metrics["calibration_by_image"]["temperature"]
     if holdout == "none":
