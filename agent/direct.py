@@ -8,7 +8,7 @@ evidence (the classifier), as `short_answer` orders it.
 
 from __future__ import annotations
 
-from vesalius.agent.short_answer import ShortAnswer
+from vesalius.agent.short_answer import ShortAnswer, names_finding
 from vesalius.vision.models.gate import StudyKind
 from vesalius.vision.models.probability import shown
 from vesalius.vision.tools.base import ToolResult
@@ -55,6 +55,7 @@ def direct_answer(
     explain: bool,
     first_passage: tuple[str, str, int] | None,
     model_configured: bool,
+    question: str = "",
 ) -> str:
     if explain and first_passage:  # "what does X mean?": the definition is the answer
         name, passage, number = first_passage
@@ -71,24 +72,50 @@ def direct_answer(
             text = f"The {lead} from {_by(short)} is {short.text}{chance}{', so it is unsure' if unsure else ''}."
             if other:
                 text += f" Another tool disagrees: {other}."
+            if silent := _unfamiliar(tools, question):
+                text += f" The {silent} was not used: this picture is unlike the ones it learnt from."
             return text + " This is not a diagnosis: please go through it with your doctor."
         if unsure:  # a best guess is not an answer: say so before the word
             text = f"Uncertain; the best guess is {short.text}: {short.basis}, more likely wrong than right [{short.source}]."
         else:
             text = f"{short.text[:1].upper()}{short.text[1:]}: {short.basis} [{short.source}]."
-        return text + (f" The tools disagree: {other}; read both below." if other else "")
-    return _cannot_tell(tools, kind, patient=patient, model_configured=model_configured)
+        text += f" The tools disagree: {other}; read both below." if other else ""
+        if silent := _unfamiliar(tools, question):
+            text += f" The {silent} gives no answer: the image lies outside the images it learnt from."
+        return text
+    return _cannot_tell(tools, kind, question, patient=patient, model_configured=model_configured)
 
 
-def _cannot_tell(tools: list[ToolResult], kind: StudyKind | None, *, patient: bool, model_configured: bool) -> str:
+def _unfamiliar(tools: list[ToolResult], question: str) -> str:
+    """The trained tools whose finding the question names but whose probabilities mean little here (the image is
+    outside their training range), by name in words."""
+    names = [
+        t.tool.replace("_", " ")
+        for t in tools
+        if t.applied and any(p.in_training_range is False and names_finding(question, p.label) for p in t.probabilities)
+    ]
+    return " and the ".join(names)
+
+
+def _cannot_tell(
+    tools: list[ToolResult], kind: StudyKind | None, question: str, *, patient: bool, model_configured: bool
+) -> str:
     vqa = next((t for t in tools if t.tool == VQA_TOOL), None)
+    unfamiliar = _unfamiliar(tools, question)
+    reasons = []
     if kind is not None and not kind.accepted:
-        why = f"no trained model read this image ({kind.described()})"
-    elif vqa is not None and vqa.applied and vqa.probabilities:
-        top = vqa.probabilities[0]
-        why = f"the VQA model's best answer, '{top.label}', has probability {shown(top.probability)}, too low to give"
+        reasons.append(f"no trained model read this image ({kind.described()})")
     else:
-        why = "no tool here answers this question about this image"
+        if vqa is not None and vqa.applied and vqa.probabilities:
+            top = vqa.probabilities[0]
+            reasons.append(
+                f"the VQA model's best answer, '{top.label}', has probability {shown(top.probability)}, too low to give"
+            )
+        if unfamiliar:
+            reasons.append(
+                f"the image is unlike the images the {unfamiliar} learnt from, so its probability means little here"
+            )
+    why = "; and ".join(reasons) or "no tool here answers this question about this image"
     needed = "a clinician reading the study" + ("" if model_configured else ", or a language model (VESALIUS_VLM_URL)")
     if patient:
         return f"The tools here cannot tell: {why}. Please ask your doctor, who can read the images themselves."

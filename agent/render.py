@@ -103,7 +103,7 @@ def record_line(record: ImageRecord) -> str:
         return f"{record.path}: error: {record.error}"
     parts = [f"{record.path}: {record.kind.described()}"]
     for tool, probs in record.probabilities.items():
-        parts += [f"{tool} P({p.label}) {shown(p.probability)}{' *' if p.above_threshold else ''}" for p in probs]
+        parts += [f"{tool} P({p.label}) {shown(p.probability)}{' *' if p.flagged else ''}" for p in probs]
     for tool, a in record.anomaly.items():
         parts.append(
             f"{tool} score {a.score:.3f} ({'unusual' if a.unusual else 'normal range'}, "

@@ -113,6 +113,11 @@ def _said(q: str, patterns: tuple[str, ...]) -> bool:
     return any(re.search(p, q) for p in patterns)
 
 
+def names_finding(question: str, label: str) -> bool:
+    """Whether the question names a classifier's finding ("is there pneumonia?" names `pneumonia`)."""
+    return _said(f" {question.lower().strip()} ", _FINDING_WORDS.get(label, (re.escape(label),)))
+
+
 def _finding(q: str, tools: list[ToolResult]) -> ShortAnswer | None:
     if not _YES_NO.match(q):
         return None
@@ -120,7 +125,9 @@ def _finding(q: str, tools: list[ToolResult]) -> ShortAnswer | None:
         if not (t.applied and len(t.probabilities) == 1) or t.tool == VQA_TOOL:
             continue
         p = t.probabilities[0]
-        if p.above_threshold is None or not _said(q, _FINDING_WORDS.get(p.label, (re.escape(p.label),))):
+        if p.above_threshold is None or p.in_training_range is False:
+            continue  # no operating point, or an image unlike the training images: no yes or no from it
+        if not _said(q, _FINDING_WORDS.get(p.label, (re.escape(p.label),))):
             continue
         yes = p.above_threshold
         return ShortAnswer(

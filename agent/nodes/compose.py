@@ -40,7 +40,7 @@ def model_alerts(tools: list[ToolResult], audience: str) -> list[str]:
     notes = []
     for t in tools:
         for p in t.probabilities:
-            if t.applied and p.above_threshold and t.tool != VQA_TOOL:  # an answer, not a finding
+            if t.applied and p.flagged and t.tool != VQA_TOOL:  # an answer, not a finding
                 advice = (
                     "please see a clinician soon to have the image and your symptoms checked"
                     if audience == "patient"
@@ -227,6 +227,7 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         explain=plan.intent == "explain",
         first_passage=first,
         model_configured=deps.vlm is not None,
+        question=state["question"],
     )
     text = f"{direct}\n\n{text}"
     history = state.get("history") or []

@@ -1,7 +1,7 @@
 """What a shipped model is: its card (data, recipe, calibration, metrics, intended use) beside its weights.
 
-A bundle is two files in one folder: NAME.json (the card, human-readable) and NAME.safetensors (float16 tensors:
-half the bytes of float32, and these small nets lose nothing measurable at that precision).
+A bundle is two files in one folder: NAME.json (the card, human-readable) and NAME.safetensors (float16 network
+tensors: half the bytes of float32, and these small nets lose nothing measurable at that precision).
 """
 
 from __future__ import annotations
@@ -49,9 +49,16 @@ class Card(BaseModel):
     plots: list[str] = Field(default_factory=list)
 
 
+# Statistics (a precision matrix) rather than weights: three significant digits would change what they measure.
+_FULL_PRECISION = ("population.",)
+
+
 def save_bundle(directory: Path, card: Card, tensors: dict[str, torch.Tensor]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
+    half = {
+        k: (v.half() if v.is_floating_point() and not k.startswith(_FULL_PRECISION) else v).contiguous()
+        for k, v in tensors.items()
+    }
     # Written under temporary names and renamed, so an interrupted `vesalius train` never leaves half a bundle.
     tmp_weights, tmp_card = directory / f".{card.name}.safetensors.tmp", directory / f".{card.name}.json.tmp"
     save_file(half, str(tmp_weights), metadata={"name": card.name, "version": card.version})

@@ -64,7 +64,10 @@ class CompactResNet(nn.Module):
             maps.append(x)
         return maps
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.feature_maps(x)[-1].mean(dim=(2, 3))
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The head, from the last stage averaged over the image."""
         logits = self.head(self.dropout(pooled))
         return logits.squeeze(1) if self.config.classes == 1 else logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.feature_maps(x)[-1].mean(dim=(2, 3)))

@@ -10,6 +10,17 @@ class Probability(BaseModel):
     probability: float = Field(description="calibrated on validation; a likelihood, not a verdict")
     threshold: float | None = Field(None, description="the operating point of the model card")
     above_threshold: bool | None = None
+    in_training_range: bool | None = Field(
+        None,
+        description="whether the image is like the model's training images (its features within the distance "
+        "that 99% of validation images stay within); false: the probability has no calibrated meaning here and "
+        "raises no alarm; null: the model has no such check",
+    )
+
+    @property
+    def flagged(self) -> bool:
+        """Above the screening threshold on an image like the training images: what may raise an alarm."""
+        return bool(self.above_threshold) and self.in_training_range is not False
 
 
 def shown(p: float) -> str:

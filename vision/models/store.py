@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # torch, FAISS and SciPy load with the first model, not with 
     from vesalius.vision.models.classifier import CalibratedClassifier
     from vesalius.vision.models.gate import Gate
     from vesalius.vision.models.net import CompactResNet
+    from vesalius.vision.models.population import PopulationCheck
     from vesalius.vision.models.vqa import VqaModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -32,6 +33,10 @@ class ModelStore:
 
     def network(self, name: str) -> tuple[Card, CompactResNet]:
         """A bundle's card and network, freshly loaded (classifier and gate keep theirs)."""
+        card, net, _ = self._bundle(name)
+        return card, net
+
+    def _bundle(self, name: str) -> tuple[Card, CompactResNet, dict]:
         import torch
 
         from vesalius.vision.models.card import load_bundle
@@ -40,13 +45,14 @@ class ModelStore:
         card, tensors = load_bundle(self.folder(name), name)
         net = CompactResNet(NetConfig(**card.net))
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        return card, net.eval().to(memory_format=torch.channels_last)
+        return card, net.eval().to(memory_format=torch.channels_last), tensors
 
     def classifier(self, name: str) -> CalibratedClassifier:
         if name not in self._loaded:
             from vesalius.vision.models.classifier import CalibratedClassifier
 
-            self._loaded[name] = CalibratedClassifier(*self.network(name))
+            card, net, tensors = self._bundle(name)
+            self._loaded[name] = CalibratedClassifier(card, net, _population(card, net, tensors, self.folder(name)))
         return self._loaded[name]  # type: ignore[return-value]
 
     def gate(self, name: str = "modality_gate") -> Gate:
@@ -83,6 +89,28 @@ class ModelStore:
                 )
             self._loaded[name] = VqaModel(card, tensors, backbone)
         return self._loaded[name]  # type: ignore[return-value]
+
+
+def _population(card: Card, net: CompactResNet, tensors: dict, folder: Path) -> PopulationCheck | None:
+    """The bundle's population check, if its card promises one; a promised check that is damaged is an error, not
+    a check silently skipped."""
+    from vesalius.vision.errors import ModelWeightsError
+    from vesalius.vision.models.population import PopulationCheck
+
+    promised = card.extra.get("population")
+    if promised is None:
+        return None
+    limit = promised.get("limit") if isinstance(promised, dict) else None
+    width = 2 * sum(block.conv1.out_channels for block in net.stages)
+    population = PopulationCheck.from_tensors(
+        tensors, float(limit) if isinstance(limit, int | float) else float("nan"), width
+    )
+    if population is None:
+        raise ModelWeightsError(
+            f"the model '{card.name}' in {folder} has a damaged population check",
+            f"Rebuild it with `vesalius train {card.name}`",
+        )
+    return population
 
 
 def _weights_digest(directory: Path, name: str) -> str:

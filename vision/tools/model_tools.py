@@ -15,6 +15,7 @@ from vesalius.vision.tools.overlay import write_overlay
 
 if TYPE_CHECKING:
     from vesalius.vision.models.card import Card
+    from vesalius.vision.models.classifier import Reading
 
 _SIDE_NOTE = "on a standard frontal film the image left is the patient's right"
 
@@ -61,18 +62,49 @@ class _ClassifierTool:
 
     def run(self, study: Study, out_dir: Path | None) -> ToolResult:
         model = self.store.classifier(self.model_name)
-        [p] = model.predict(study.image)
-        side = "above" if p.above_threshold else "below"
+        reading = model.read(study.image)
+        [p] = reading.probabilities
+        caveats = self.caveats(study, model.card)
+        if unlike := _unlike_training(study, model.card, reading):
+            p = p.model_copy(update={"in_training_range": False})
+            summary = (
+                f"probability of {p.label} {shown(p.probability)}, not to be relied on: {unlike}; not compared with "
+                "the screening threshold"
+            )
+            caveats = [f"outside its training range: {unlike}, so its probability has no calibrated meaning here"]
+            caveats += model.card.limitations[:1]
+        else:
+            side = "above" if p.above_threshold else "below"
+            summary = (
+                f"probability of {p.label} {shown(p.probability)} (calibrated; {side} the screening threshold "
+                f"{p.threshold:.2f}, chosen for sensitivity >= 0.95)"
+            )
+        measurements = {} if reading.score is None else {"population_check_score": reading.score}
         return ToolResult(
             tool=self.name,
             applied=True,
             reason=self.ran_because,
-            summary=f"probability of {p.label} {shown(p.probability)} (calibrated; {side} the screening threshold "
-            f"{p.threshold:.2f}, chosen for sensitivity >= 0.95)",
+            summary=summary,
+            measurements=measurements,
             probabilities=[p],
             model=model_info(model.card, self.store),
-            caveats=self.caveats(study, model.card),
+            caveats=caveats,
         )
+
+
+def _unlike_training(study: Study, card: Card, reading: Reading) -> str | None:
+    """Why this study lies outside the population the model learnt from, if it does: the patient's recorded age,
+    then the population check on the pixels."""
+    ages, age = card.extra.get("training_ages_years"), study.summary.patient_age_years
+    # Five years either side: a six-year-old's film is still a child's film, a teenager's is not.
+    if isinstance(ages, list) and len(ages) == 2 and age is not None and not ages[0] - 5 <= age <= ages[1] + 5:
+        return f"the patient is {age:g} years old and the model learnt from children aged {ages[0]}-{ages[1]}"
+    if reading.score is not None and reading.limit is not None and reading.score > reading.limit:
+        return (
+            f"this film looks unlike the films the model was trained on (population check {reading.score:.1f}, "
+            f"above the {reading.limit:.1f} that 99% of its validation films stay within)"
+        )
+    return None
 
 
 class PneumoniaClassifier(_ClassifierTool):
@@ -127,6 +159,11 @@ class ChestAnomaly:
                 [(r.x, r.y, r.width, r.height) for r in regions],
             )
         verdict = "unusual" if result.unusual else "within the range of normal films"
+        caveats = ["unusual means unlike the normal training films, not diseased", _label_caveat(detector.card)]
+        if unlike := self._unlike_training(study, detector.card):
+            # An adult film is unusual next to children's films whatever it shows: say so before the score.
+            verdict += ", but the film lies outside the films it learnt normal from, so this says little"
+            caveats.insert(0, f"outside its training range: {unlike}")
         rank = (
             "every validation normal film"
             if result.normal_percentile >= 99.5
@@ -149,8 +186,15 @@ class ChestAnomaly:
             regions=regions,
             heatmap_path=str(heatmap) if heatmap else None,
             model=model_info(detector.card, self.store),
-            caveats=["unusual means unlike the normal training films, not diseased", _label_caveat(detector.card)],
+            caveats=caveats,
         )
+
+    def _unlike_training(self, study: Study, card: Card) -> str | None:
+        """The population check of the network the detector reads features from, where it has one."""
+        if not card.backbone:
+            return None
+        backbone = self.store.classifier(card.backbone)
+        return _unlike_training(study, backbone.card, backbone.read(study.image))
 
 
 def _side(x: float, width: float) -> str:

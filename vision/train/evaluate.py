@@ -3,6 +3,11 @@
 For each fold, the calibration (temperature or Platt, whichever predicts the other fold better) and the operating
 point are fitted on the other fold; the metrics are computed on the predictions pooled over both folds. The
 shipped calibration and threshold are then fitted on the whole validation set.
+
+With shifted copies of the validation images (vision/train/shift.py), the calibration is fitted on the images and
+all their copies together, and the operating point is the highest threshold that keeps the sensitivity on the
+images and on every copy: calibration and screening sensitivity that hold when the film comes from elsewhere, paid
+for with some specificity. The shift table is then cross-fitted in the same folds.
 """
 
 from __future__ import annotations
@@ -57,25 +62,54 @@ def choose_method(logits: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> 
     return min(out_of_fold, key=out_of_fold.get)
 
 
+def _pooled(logits: np.ndarray, labels: np.ndarray, copies: dict[str, np.ndarray], mask: np.ndarray):
+    return np.concatenate([logits[mask], *(c[mask] for c in copies.values())]), np.tile(labels[mask], 1 + len(copies))
+
+
+def _screening_threshold(
+    logits: np.ndarray, labels: np.ndarray, copies: dict[str, np.ndarray], mask: np.ndarray, c: Calibration
+) -> float:
+    """The highest threshold with sensitivity >= MIN_SENSITIVITY on the images and on each copy of them."""
+    return min(
+        operating_point(labels[mask], calibrate(x[mask], c), min_sensitivity=MIN_SENSITIVITY).threshold
+        for x in (logits, *copies.values())
+    )
+
+
 def binary_report(
-    logits: np.ndarray, labels: np.ndarray, folds: np.ndarray, plots: Path, name: str, title: str
+    logits: np.ndarray,
+    labels: np.ndarray,
+    folds: np.ndarray,
+    plots: Path,
+    name: str,
+    title: str,
+    shifted: dict[str, np.ndarray] | None = None,
+    outside: dict[str, np.ndarray] | None = None,
 ) -> tuple[Calibration, float, dict[str, Any], list[str]]:
-    """-> shipped calibration, shipped threshold, metrics, plot file names."""
-    method = choose_method(logits, labels, folds)
-    probs = np.empty(len(labels))
-    predicted = np.empty(len(labels), dtype=bool)
+    """-> shipped calibration, shipped threshold, metrics, plot file names.
+
+    `shifted`: logits of shifted copies of the same images, by copy name; `outside`: which images (by copy name,
+    and `in_distribution`) the population check calls unlike the training images. With them, metrics["shift"]."""
+    copies = shifted or {}
+    everything = np.ones(len(labels), dtype=bool)
+    pooled_logits, pooled_labels = _pooled(logits, labels, copies, everything)
+    method = choose_method(pooled_logits, pooled_labels, np.tile(folds, 1 + len(copies)))
+    sets = {"in_distribution": logits, **copies}
+    probs = {k: np.empty(len(labels)) for k in sets}
+    predicted = {k: np.empty(len(labels), dtype=bool) for k in sets}
     for k in np.unique(folds):
         fit, test = folds != k, folds == k
-        c = _fit(logits[fit], labels[fit], method)
-        point = operating_point(labels[fit], calibrate(logits[fit], c), min_sensitivity=MIN_SENSITIVITY)
-        probs[test] = calibrate(logits[test], c)
-        predicted[test] = probs[test] >= point.threshold
-    pooled = confusion_at(labels, predicted.astype(float), 0.5)
+        c = _fit(*_pooled(logits, labels, copies, fit), method)
+        threshold = _screening_threshold(logits, labels, copies, fit, c)
+        for key, x in sets.items():
+            probs[key][test] = calibrate(x[test], c)
+            predicted[key][test] = probs[key][test] >= threshold
+    pooled = confusion_at(labels, predicted["in_distribution"].astype(float), 0.5)
     raw = calibrate(logits, Calibration(method="none"))
-    before, after = reliability(labels, raw), reliability(labels, probs)
+    before, after = reliability(labels, raw), reliability(labels, probs["in_distribution"])
     ci = auroc_ci(labels, logits)
-    shipped = _fit(logits, labels, method)
-    threshold = operating_point(labels, calibrate(logits, shipped), min_sensitivity=MIN_SENSITIVITY).threshold
+    shipped = _fit(pooled_logits, pooled_labels, method)
+    threshold = _screening_threshold(logits, labels, copies, everything, shipped)
     fpr, tpr, _ = roc_curve(labels, logits)
     score = auroc(labels, logits)
     files = [
@@ -95,13 +129,19 @@ def binary_report(
         "calibration_method": method,
         "ece_before": round(before.ece, 4),
         "ece_after": round(after.ece, 4),
-        "brier_after": round(brier(labels, probs), 4),
-        "log_loss_after": round(log_loss(labels, probs), 4),
-        "operating_point": f"sensitivity >= {MIN_SENSITIVITY} on the other fold",
+        "brier_after": round(brier(labels, probs["in_distribution"]), 4),
+        "log_loss_after": round(log_loss(labels, probs["in_distribution"]), 4),
+        "operating_point": f"sensitivity >= {MIN_SENSITIVITY} on the other fold"
+        + (" and on each shifted copy of it" if copies else ""),
         "sensitivity": round(pooled.sensitivity, 4),
         "specificity": round(pooled.specificity, 4),
         "ppv": round(pooled.ppv, 4),
         "npv": round(pooled.npv, 4),
         "accuracy": round(pooled.accuracy, 4),
     }
+    if copies:
+        from vesalius.vision.train.shift import row, with_worst
+
+        outside = outside or {}
+        metrics["shift"] = with_worst({k: row(labels, probs[k], predicted[k], outside.get(k)) for k in sets})
     return shipped, float(threshold), metrics, files

@@ -47,7 +47,7 @@ def alarms(results) -> list[str]:
     for r in results:
         if not r.applied:
             continue
-        out += [f"{r.tool}: {p.label} {p.probability:.2f}" for p in r.probabilities if p.above_threshold]
+        out += [f"{r.tool}: {p.label} {p.probability:.2f}" for p in r.probabilities if p.flagged]
         if r.anomaly is not None and r.anomaly.unusual:
             out.append(f"{r.tool}: unusual ({r.anomaly.score:.3f})")
     return out

@@ -14,12 +14,14 @@ from vesalius.vision.errors import ModelWeightsError
 from vesalius.vision.models.card import WEIGHTS_DIR, Card, save_bundle
 from vesalius.vision.models.classifier import calibrate
 from vesalius.vision.models.net import CompactResNet, NetConfig
+from vesalius.vision.models.population import L2, QUANTILE, cross_fitted_outside, fit_population
 from vesalius.vision.train import datasets
 from vesalius.vision.train.anomaly_fit import fit_anomaly
+from vesalius.vision.train.augment import PROFILES
 from vesalius.vision.train.cards import LICENCES, describe, write_markdown
 from vesalius.vision.train.evaluate import binary_report
 from vesalius.vision.train.gate_eval import gate_report
-from vesalius.vision.train.trainer import Recipe, predict_logits, train_classifier
+from vesalius.vision.train.trainer import Recipe, predict_with_features, train_classifier
 
 VERSION = "1.0"
 
@@ -35,7 +37,7 @@ class ClassifierSpec:
 CLASSIFIERS: dict[str, ClassifierSpec] = {
     "pneumonia": ClassifierSpec(
         load=lambda data, seed: datasets.kermany(data, seed=seed),
-        recipe=Recipe(NetConfig(width=32, classes=1, input_size=224), epochs=12),
+        recipe=Recipe(NetConfig(width=32, classes=1, input_size=224), epochs=12, augment_profile="acquisition"),
         task="pneumonia vs normal on a frontal paediatric chest X-ray",
         title="Pneumonia (Kermany CXR, validation by patient)",
     ),
@@ -65,19 +67,49 @@ def train_classifier_bundle(name: str, data: Path, out: Path, seed: int, epochs:
     ds = spec.load(data, seed)
     start = time.monotonic()
     model = train_classifier(ds.train.images, ds.train.labels, recipe, f"training {name}")
-    minutes = (time.monotonic() - start) / 60
-    logits = predict_logits(model, ds.val.images)
-    folds = datasets.fold_of(ds.val.groups, seed)
-    calibration, threshold, metrics, plots = binary_report(
-        logits, ds.val.labels, folds, out / "plots", name, spec.title
-    )
-    if name == "pneumonia":
-        from vesalius.vision.train.shift import shift_report
+    return finish_classifier_bundle(name, model, ds, recipe, (time.monotonic() - start) / 60, data, out)
 
-        metrics |= _subtype_sensitivity(ds.val, logits, calibration, threshold)
+
+def finish_classifier_bundle(
+    name: str, model: CompactResNet, ds: datasets.Dataset, recipe: Recipe, minutes: float, data: Path, out: Path
+) -> Card:
+    """Everything after training: calibration, operating point, validation, (pneumonia) population check and
+    shift table, card and bundle."""
+    spec = CLASSIFIERS[name]
+    logits, val_features = predict_with_features(model, ds.val.images)
+    folds = datasets.fold_of(ds.val.groups, recipe.seed)
+    tensors, extra, shifted, outside, population = _state(model), {}, None, None, None
+    if name == "pneumonia":
+        from vesalius.vision.train.shift import SHIFTS, adult_chest_films, adult_chest_report
+        from vesalius.vision.train.shift import shifted as shift_images
+
+        # Children's films against adults' (VQA-RAD): the population the classifier must not raise alarms on.
+        train_features = predict_with_features(model, ds.train.images)[1]
+        adult_logits, adult_features = predict_with_features(model, adult_chest_films(data))
+        population = fit_population(train_features, adult_features, val_features)
+        adult_outside, _ = cross_fitted_outside(train_features, adult_features, val_features)
+        tensors |= population.tensors()
+        extra["population"] = {
+            "limit": round(population.limit, 4),
+            "quantile_of_validation": QUANTILE,
+            "l2": L2,
+            "features": f"mean and spread of each network stage ({len(population.mean)} values), logistic model",
+            "other_population": f"VQA-RAD adult frontal chest films ({len(adult_features)})",
+        }
+        extra["training_ages_years"] = [1, 5]
         # In-distribution validation is optimistic: the same films as another site's device would make them.
-        predict = lambda x: calibrate(predict_logits(model, x), calibration)
-        metrics["shift"] = shift_report(predict, ds.val.images, ds.val.labels, threshold)
+        # Calibration and threshold are fitted on them too, so that they hold there.
+        shifted, outside = {}, {"in_distribution": population.outside(val_features)}
+        for copy, shift in SHIFTS.items():
+            shifted[copy], features = predict_with_features(model, shift_images(ds.val.images, shift))
+            outside[copy] = population.outside(features)
+    calibration, threshold, metrics, plots = binary_report(
+        logits, ds.val.labels, folds, out / "plots", name, spec.title, shifted, outside
+    )
+    if population is not None:
+        metrics |= _subtype_sensitivity(ds.val, logits, calibration, threshold)
+        adult_probs = calibrate(adult_logits, calibration)
+        metrics["adult_chest_films"] = adult_chest_report(adult_probs, adult_outside, threshold)
     card = Card(
         name=name,
         version=VERSION,
@@ -88,7 +120,9 @@ def train_classifier_bundle(name: str, data: Path, out: Path, seed: int, epochs:
         net=recipe.net.to_dict(),
         calibration=calibration,
         threshold=round(threshold, 4),
-        operating_point="highest threshold with sensitivity >= 0.95 on validation",
+        operating_point="highest threshold with sensitivity >= 0.95 on validation"
+        + (" and on each shifted copy of it" if shifted else ""),
+        extra=extra,
         metrics=metrics,
         metrics_split=_split_text(ds),
         data=ds.source,
@@ -97,7 +131,7 @@ def train_classifier_bundle(name: str, data: Path, out: Path, seed: int, epochs:
         plots=plots,
         **describe(name),
     )
-    save_bundle(out, card, _state(model))
+    save_bundle(out, card, tensors)
     return card
 
 
@@ -127,7 +161,7 @@ def _recipe_dict(recipe: Recipe, ds: datasets.Dataset, minutes: float) -> dict:
         "epochs": recipe.epochs,
         "batch_size": recipe.batch_size,
         "optimiser": f"AdamW lr {recipe.lr} one-cycle, weight decay {recipe.weight_decay}",
-        "augmentation": "rotation ±10°, scale ±10%, shift ±6%, gamma, contrast" if recipe.augment else "none",
+        "augmentation": PROFILES[recipe.augment_profile].describe() if recipe.augment else "none",
         "loss": "class-weighted cross-entropy",
         "seed": recipe.seed,
         "train_images": len(ds.train.labels),

@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vesalius.vision.models.net import CompactResNet, NetConfig
+from vesalius.vision.models.population import map_statistics
 from vesalius.vision.models.preprocess import standardise
-from vesalius.vision.train.augment import augment
+from vesalius.vision.train.augment import PROFILES, augment
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Recipe:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     augment: float = 1.0  # augmentation strength; 0 turns it off (28 px images)
+    augment_profile: str = "standard"  # a key of augment.PROFILES
     seed: int = 0
     threads: int = 2
 
@@ -66,7 +68,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, recipe: Recipe, des
             idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
             x = x_all[idx].float()
             if recipe.augment:
-                x = augment(x, generator, recipe.augment)
+                x = augment(x, generator, recipe.augment, PROFILES[recipe.augment_profile])
             loss = _loss(model(standardise(x)), y_all[idx], class_weights)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -80,10 +82,19 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, recipe: Recipe, des
 
 
 @torch.inference_mode()
-def predict_logits(model: CompactResNet, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+def predict_with_features(
+    model: CompactResNet, images: np.ndarray, batch_size: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """-> logits, and each stage's statistics (what the population check reads)."""
     model.eval()
-    out = []
+    logits, features = [], []
     for start in range(0, len(images), batch_size):
         x = torch.from_numpy(images[start : start + batch_size])[:, None]
-        out.append(model(standardise(x)).float().numpy())
-    return np.concatenate(out)
+        maps = model.feature_maps(standardise(x))
+        logits.append(model.classify(maps[-1].mean(dim=(2, 3))).float().numpy())
+        features.append(map_statistics(maps).float().numpy())
+    return np.concatenate(logits), np.concatenate(features)
+
+
+def predict_logits(model: CompactResNet, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    return predict_with_features(model, images, batch_size)[0]
