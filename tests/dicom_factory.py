@@ -1,6 +1,6 @@
-"""Series of DICOM slices written from pydicom's CT_small.dcm, for tests and benchmarks.
-
-Each slice's pixel (0, 0) holds its position number, so a test can read the order back out of the volume.
+"""DICOM files written from pydicom's CT_small.dcm, for tests and benchmarks: series of slices (each slice's pixel
+(0, 0) holds its position number, so a test can read the order back out of the volume) and single images with
+other pixels and tags.
 """
 
 from __future__ import annotations
@@ -54,3 +54,20 @@ def write_series(
 def order_marks(volume: np.ndarray, intercept: float) -> list[int]:
     """The position numbers written into pixel (0, 0), read back from a loaded volume."""
     return [round(v - intercept) for v in volume[:, 0, 0]]
+
+
+def write_image(path: Path, pixels: np.ndarray, *, modality: str, body_part: str, **tags: str) -> Path:
+    """One 16-bit MONOCHROME2 image with the given pixels, Modality, Body Part Examined and other `tags`."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.Modality, ds.BodyPartExamined = modality, body_part
+    for tag, value in tags.items():
+        setattr(ds, tag, value)
+    for tag in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
+        if tag in ds:
+            delattr(ds, tag)
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PhotometricInterpretation, ds.SamplesPerPixel = "MONOCHROME2", 1
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from dicom_factory import write_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
-from pydicom.data import get_testdata_file
 
 from vesalius.vision import load_study
 from vesalius.vision.models.card import WEIGHTS_DIR, load_bundle
@@ -151,18 +151,7 @@ def test_the_reason_says_the_gate_does_not_know_the_image(registry, tmp_path):
 
 
 def _dicom_like(tmp_path: Path, modality: str, body_part: str, pixels: np.ndarray, name: str) -> Path:
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.Modality, ds.BodyPartExamined = modality, body_part
-    for tag in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
-        if tag in ds:
-            delattr(ds, tag)
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PhotometricInterpretation, ds.SamplesPerPixel = "MONOCHROME2", 1
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    path = tmp_path / name
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return write_image(tmp_path / name, pixels, modality=modality, body_part=body_part)
 
 
 @pytest.mark.parametrize(

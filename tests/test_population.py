@@ -7,11 +7,10 @@ import csv
 import json
 
 import numpy as np
-import pydicom
 import pytest
 import torch
+from dicom_factory import write_image
 from PIL import Image
-from pydicom.data import get_testdata_file
 
 from vesalius.agent.direct import direct_answer
 from vesalius.agent.nodes.compose import model_alerts
@@ -138,19 +137,8 @@ def test_adult_chest_films_are_called_unlike_the_childrens_films_and_raise_no_al
 
 
 def _film_as_dicom(film, tmp_path, age: str):
-    pixels = np.asarray(Image.open(film).convert("L"), dtype=np.uint16)
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    ds.Modality, ds.BodyPartExamined, ds.PatientAge = "CR", "CHEST", age
-    for tag in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth"):
-        if tag in ds:
-            delattr(ds, tag)
-    ds.Rows, ds.Columns = pixels.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PhotometricInterpretation, ds.SamplesPerPixel = "MONOCHROME2", 1
-    ds.PixelData = pixels.tobytes()
-    path = tmp_path / f"film-{age}.dcm"
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    pixels = np.asarray(Image.open(film).convert("L"))
+    return write_image(tmp_path / f"film-{age}.dcm", pixels, modality="CR", body_part="CHEST", PatientAge=age)
 
 
 def test_a_recorded_adult_age_puts_a_childs_film_outside_the_range(registry, shared_data, tmp_path):
