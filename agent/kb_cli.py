@@ -63,6 +63,8 @@ def kb() -> None:
 @click.option("--sssom", multiple=True, type=click.Path(path_type=Path, dir_okay=False), help="SSSOM mapping set")
 @click.option("--imaging", type=click.Path(path_type=Path, dir_okay=False), help="imaging knowledge JSON to use")
 @click.option("--no-imaging", is_flag=True, help="leave out the project's imaging knowledge")
+@click.option("--no-diseases", is_flag=True, help="leave out the bundled Human Disease Ontology table")
+@click.option("--no-lay", is_flag=True, help="leave out the project's lay terms")
 @click.option("--no-hpo", is_flag=True, help="leave out the bundled Human Phenotype Ontology")
 @click.option("--no-icd10cm", is_flag=True, help="leave out the bundled ICD-10-CM")
 @click.option("--icd10cm-extensions", is_flag=True, help="also codes that only add a 7th character (encounter type)")
@@ -79,11 +81,11 @@ def kb() -> None:
 @click.option("--quiet", is_flag=True, help="no progress bars")
 @_json
 def build_cmd(kb_dir, source_names, source_options, umls, umls_languages, umls_sources, umls_include_suppressed,
-              snomed, obo, sssom, imaging, no_imaging, no_hpo, no_icd10cm, icd10cm_extensions, on_error, index_kind,
+              snomed, obo, sssom, imaging, no_imaging, no_diseases, no_lay, no_hpo, no_icd10cm, icd10cm_extensions, on_error, index_kind,
               force, chunk_rows, quiet, as_json) -> None:  # fmt: skip
     """Build a versioned knowledge base: the bundled sources plus what you bring. Rerun to resume.
 
-    The flags for UMLS, SNOMED CT, OBO, SSSOM, imaging knowledge, HPO and ICD-10-CM are shorthands for the built-in
+    The flags for UMLS, SNOMED CT, OBO, SSSOM, imaging knowledge, diseases, HPO and ICD-10-CM are shorthands for the built-in
     sources; --source adds any source by name, a plugin included, configured with --source-option."""
     from vesalius.agent.config import load_settings
     from vesalius.retrieval.build import BuildOptions
@@ -94,6 +96,8 @@ def build_cmd(kb_dir, source_names, source_options, umls, umls_languages, umls_s
     flags = SourceFlags(
         imaging=not no_imaging,
         imaging_path=imaging or s.knowledge_path,
+        diseases=not no_diseases,
+        lay=not no_lay,
         hpo=not no_hpo,
         icd10cm=not no_icd10cm,
         icd10cm_extensions=icd10cm_extensions,

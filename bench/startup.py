@@ -1,11 +1,12 @@
 """How long a `vesalius` command takes to start, against two baselines measured in the same run.
 
-    .venv/bin/python bench/startup.py [--repeats 7] [--label after] [--out bench/STARTUP.md]
+    .venv/bin/python bench/startup.py [--repeats 7] [--label after] [--kb-dir DIR] [--out bench/STARTUP.md]
 
 Each row is the median wall time of `--repeats` fresh processes, and its ratio to `python -c pass` (the floor
 of any Python command) and to `python -c "import torch"` (what every command paid before the lazy imports).
-The commands run with a private home whose knowledge base is built first, so `kb show` and `ask` read an
-index rather than build one; `ask` is on the CT slice that ships with pydicom, with no model server.
+The commands run with a private home whose knowledge base is built first (the starter base), or with the built
+base `--kb-dir` names (the default base of README command 1), so `kb show`, `kb search` and `ask` read an index
+rather than build one; `ask` is on the CT slice that ships with pydicom, with no model server.
 `--label` names the run; the table keeps one section per label, so a before and an after sit side by side.
 """
 
@@ -36,6 +37,7 @@ def commands(vesalius: str, study: str) -> dict[str, list[str]]:
         "vesalius --help": [vesalius, "--help"],
         "vesalius schema": [vesalius, "schema"],
         "vesalius kb show C0032285": [vesalius, "kb", "show", "C0032285"],
+        'vesalius kb search "high blood pressure"': [vesalius, "kb", "search", "high blood pressure"],
         "vesalius ask --study CT_small.dcm (cold)": [vesalius, "ask", "--study", study, QUESTION],
     }
 
@@ -80,12 +82,15 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--label", default="after")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("STARTUP.md"))
+    parser.add_argument("--kb-dir", type=Path, help="a built knowledge base to read (default: build the starter)")
     args = parser.parse_args()
     vesalius = str(Path(sys.executable).with_name("vesalius"))
     study = get_testdata_file("CT_small.dcm")
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VESALIUS_")}
         env.update(HOME=tmp, VESALIUS_CACHE_DIR=f"{tmp}/cache", VESALIUS_DATA_DIR=f"{tmp}/data")
+        if args.kb_dir:
+            env["VESALIUS_KB_DIR"] = str(args.kb_dir.resolve())
         print("building the knowledge base once ...", file=sys.stderr)
         timed([vesalius, "ask", "--study", study, QUESTION], env)  # builds the starter base and the de-id key
         rows = []

@@ -63,6 +63,13 @@ def metrics(ranks: list[int | None]) -> dict[str, float]:
     }
 
 
+def lay_phrases() -> set[str]:
+    """The project's lay terms: a query that is one of them word for word tests the list, not the linking."""
+    path = Path(str(resources.files("vesalius.retrieval") / "data" / "lay_terms.tsv"))
+    with path.open(newline="", encoding="utf-8") as f:
+        return {" ".join(r["phrase"].lower().split()) for r in csv.DictReader(f, delimiter="\t")}
+
+
 def evaluate(kb: KnowledgeBase, queries: list[Query], progress: bool = True) -> dict:
     kb.search("warm up the embedding model", k=1)
     results: dict = {"modes": {}}
@@ -76,6 +83,16 @@ def evaluate(kb: KnowledgeBase, queries: list[Query], progress: bool = True) -> 
         for key in ("split", "category"):
             for value in sorted({getattr(q, key) for q in queries}):
                 by[f"{key}={value}"] = metrics([r for r, q in zip(ranks, queries) if getattr(q, key) == value])
+        for category in sorted({q.category for q in queries}):
+            for split in sorted({q.split for q in queries}):
+                chosen = [r for r, q in zip(ranks, queries) if (q.category, q.split) == (category, split)]
+                if chosen:
+                    by[f"category={category},split={split}"] = metrics(chosen)
+        said = lay_phrases()
+        unsaid = [
+            r for r, q in zip(ranks, queries) if q.split == "test" and " ".join(q.query.lower().split()) not in said
+        ]
+        by["split=test,no-lay-term"] = metrics(unsaid)
         results["modes"][mode] = {
             "all": metrics(ranks),
             **by,
@@ -108,15 +125,24 @@ def markdown(results: dict, kb: KnowledgeBase, queries_path: Path, command: str)
         "|---|---|---|---|---|---|---|",
     ]
     for mode, m in modes.items():
-        for group in ("split=test", "split=dev", "all"):
+        for group in ("split=test", "split=test,no-lay-term", "split=dev", "all"):
             g = m[group]
+            name = group.removeprefix("split=").replace(",no-lay-term", " without rows a lay term spells out")
             lines.append(
-                f"| {mode} | {group.removeprefix('split=')} | {g['n']} | {g['recall@1']:.3f} | {g['recall@10']:.3f} "
+                f"| {mode} | {name} | {g['n']} | {g['recall@1']:.3f} | {g['recall@10']:.3f} "
                 f"| {g['mrr']:.3f} | {m['median_ms']:.1f} |"
             )
+    lines += ["", "## Linked mode by category and split", ""]
+    lines += ["| category | split | n | recall@1 | recall@10 | MRR |", "|---|---|---|---|---|---|"]
+    for group in (g for g in groups if g.startswith("category=") and ",split=" in g):
+        category, split = group.removeprefix("category=").split(",split=")
+        g = modes["linked"][group]
+        lines.append(
+            f"| {category} | {split} | {g['n']} | {g['recall@1']:.3f} | {g['recall@10']:.3f} | {g['mrr']:.3f} |"
+        )
     lines += ["", "## By category (both splits)", "", "| category | " + " | ".join(modes) + " |"]
     lines += ["|---|" + "---|" * len(modes)]
-    for group in (g for g in groups if g.startswith("category=")):
+    for group in (g for g in groups if g.startswith("category=") and ",split=" not in g):
         cells = [f"{modes[m][group]['recall@1']:.2f} / {modes[m][group]['recall@10']:.2f}" for m in modes]
         lines.append(
             f"| {group.removeprefix('category=')} (n={modes['linked'][group]['n']}) | " + " | ".join(cells) + " |"

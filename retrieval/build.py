@@ -72,7 +72,7 @@ class BuildOptions:
         **flags: Any,
     ) -> None:
         """`sources`, or the built-in ones that `flags` (the fields of `SourceFlags`: hpo=False, obo=(path,), ...)
-        choose; with neither, the bundled base (imaging knowledge, HPO, ICD-10-CM)."""
+        choose; with neither, the bundled base (imaging knowledge, Disease Ontology, HPO, ICD-10-CM)."""
         if sources is not None and flags:
             raise TypeError(f"give sources or source flags ({', '.join(flags)}), not both")
         chosen = tuple(sources) if sources is not None else SourceFlags(**flags).sources()

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # FAISS and bm25s load with the first search that needs them,
 from vesalius.retrieval.terms import needs_capitals, spans, stopwords, word_spans
 
 RRF_K = 60  # the usual constant: damps the difference between rank 1 and rank 2 of a single list
-WEIGHTS = {"dense": 1.0, "lexical": 0.25}  # lexical ranks weigh less: BM25 alone is weak on lay words (dev queries)
+WEIGHTS = {"dense": 1.0, "lexical": 0.08}  # BM25 is weak on lay words; dev recall@1 0.69 at 0.25, 0.74 at 0.08
 CORRECTED = 0.9  # a term found after spelling correction counts a little less than one written out
 CUI_PREFERENCE = 0.05  # breaks ties between concepts named by the same term, never outweighs a rank
 _KIND_ORDER = {"name": 0, "synonym": 1, "abbreviation": 2}

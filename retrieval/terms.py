@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from functools import cache
 
 WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?")  # what counts as a word everywhere: spans, spelling, links
 _APOSTROPHES = re.compile(r"['\u2019`]")
@@ -35,8 +36,20 @@ def is_abbreviation(term: str) -> bool:
 
 
 def needs_capitals(term: str) -> bool:
-    """Two- and three-letter abbreviations match only when written in capitals: "PE", not the "pe" of a typo."""
-    return is_abbreviation(term) and len(normalize(term)) <= 3
+    """Two- and three-letter abbreviations match only when written in capitals: "PE", not the "pe" of a typo; so do
+    longer ones that spell an English word: "AIDS", not the "aids" of "hearing aids"."""
+    if not is_abbreviation(term):
+        return False
+    norm = normalize(term)
+    return len(norm) <= 3 or (norm.isalpha() and norm in _english())
+
+
+@cache
+def _english() -> frozenset[str]:
+    """pyspellchecker's English words (loaded once, on the first long abbreviation found in a text)."""
+    from spellchecker import SpellChecker
+
+    return frozenset(SpellChecker(language="en", distance=1).word_frequency.keys())
 
 
 def linkable(term: str) -> bool:

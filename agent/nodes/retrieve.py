@@ -55,10 +55,32 @@ def citation(number: int, hit: Hit) -> Citation:
     )
 
 
+MAX_NAMED = 5  # concepts the question names that are cited beyond the search's own top hits
+
+
+def named_in_question(question: str, hits: list[Hit], deps: Deps) -> list[Hit]:
+    """Concepts the question names by a phrase of several words or an abbreviation ("high blood pressure or T2DM")
+    that the whole question's search did not rank among its top hits: a short term in a long question gains little
+    from the share of words it covers. Single words are left to the search: many are qualifiers ("right")."""
+    kb = deps.knowledge()
+    have = {h.concept.id for h in hits}
+    extra: list[Hit] = []
+    for _, start, end, term, kind in kb.exact(question):
+        if len(extra) >= MAX_NAMED or not (kind == "abbreviation" or len(term.split()) > 1):
+            continue
+        found = kb.search(question[start:end], k=1)
+        if found and found[0].matched_term and found[0].concept.id not in have:
+            have.add(found[0].concept.id)
+            extra.append(found[0])
+    return extra
+
+
 def retrieve(state: AgentState, deps: Deps) -> dict[str, Any]:
     s = deps.settings
     hits = deps.knowledge().search(retrieval_query(state, deps), k=s.top_k)
-    citations = [citation(n, h) for n, h in enumerate(cited(hits, s.min_citation_score), start=1)]
+    chosen = cited(hits, s.min_citation_score)
+    chosen += named_in_question(state["question"], chosen, deps)
+    citations = [citation(n, h) for n, h in enumerate(chosen, start=1)]
     warnings = list(state.get("warnings") or [])
     if not citations:
         warnings.append("no knowledge passage matched the question closely enough to cite")

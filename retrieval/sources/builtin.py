@@ -40,6 +40,53 @@ class ImagingSource:
 
 
 @dataclass(frozen=True)
+class DiseaseSource:
+    """The Human Disease Ontology as the compact table Vesalius ships (names, synonyms, definitions, parents, and
+    UMLS, SNOMED CT, ICD-10-CM and MeSH codes; CC0)."""
+
+    path: Path | None = None  # None: the bundled table
+
+    name = "diseases"
+    label = "Human Disease Ontology (bundled table)"
+
+    def _path(self) -> Path:
+        from vesalius.retrieval.disease_table import TABLE
+
+        return self.path or TABLE
+
+    def stamp(self) -> dict:
+        return file_stamp(self._path())
+
+    def records(self, problems: Problems) -> Iterator[SourceConcept]:
+        from vesalius.retrieval.sources.diseases import disease_records, load_table
+
+        return disease_records(load_table(self._path()))
+
+
+@dataclass(frozen=True)
+class LaySource:
+    """The project's own lay phrases for common conditions ("high blood pressure", "water on the brain") and
+    clinical abbreviations ("T2DM", "HLHS"), each joined to its concept by DOID id or UMLS CUI; CC BY 4.0."""
+
+    paths: tuple[Path, ...] = ()  # empty: the bundled lay terms and abbreviations
+
+    name = "lay"
+    label = "lay terms and abbreviations (Vesalius)"
+
+    def _paths(self) -> tuple[Path, ...]:
+        data = Path(__file__).resolve().parent.parent / "data"
+        return self.paths or (data / "lay_terms.tsv", data / "abbreviations.tsv")
+
+    def stamp(self) -> dict:
+        return {"files": [file_stamp(p) for p in self._paths()]}
+
+    def records(self, problems: Problems) -> Iterator[SourceConcept]:
+        from vesalius.retrieval.sources.diseases import lay_records
+
+        return lay_records(self._paths())
+
+
+@dataclass(frozen=True)
 class UmlsSource:
     """A UMLS Metathesaurus release (your licensed META folder of RRF files)."""
 
@@ -170,10 +217,12 @@ class Icd10cmSource:
 @dataclass(frozen=True)
 class SourceFlags:
     """The built-in sources as `vesalius kb build`'s shorthand flags choose them; the default is the bundled base
-    (imaging knowledge, HPO, ICD-10-CM)."""
+    (imaging knowledge, Disease Ontology, HPO, ICD-10-CM)."""
 
     imaging: bool = True
     imaging_path: Path | None = None  # default: the bundled imaging knowledge
+    diseases: bool = True
+    lay: bool = True
     hpo: bool = True
     icd10cm: bool = True
     icd10cm_extensions: bool = False
@@ -193,6 +242,8 @@ class SourceFlags:
             if self.umls
             else None,
             SnomedSource(self.snomed) if self.snomed else None,
+            DiseaseSource() if self.diseases else None,
+            LaySource() if self.lay else None,
             HpoSource() if self.hpo else None,
             OboSource(self.obo) if self.obo else None,
             SssomSource(self.sssom) if self.sssom else None,
@@ -225,6 +276,14 @@ def make_imaging(*, path: str = "") -> ImagingSource:
     return ImagingSource(Path(path) if path else None)
 
 
+def make_diseases(*, path: str = "") -> DiseaseSource:
+    return DiseaseSource(Path(path) if path else None)
+
+
+def make_lay(*, path: str = "") -> LaySource:
+    return LaySource(_paths(path))
+
+
 def make_umls(*, path: str, languages: str = "ENG", sources: str = "", include_suppressed: str = "no") -> UmlsSource:
     suppressed = _yes(include_suppressed, "umls.include_suppressed")
     return UmlsSource(Path(path), _words(languages), _words(sources), suppressed)
@@ -254,6 +313,12 @@ _SEVERAL = f"several separated by '{os.pathsep}'"
 # name -> (factory, description, {option: what it sets})
 BUILTIN: dict[str, tuple[SourceFactory, str, dict[str, str]]] = {
     "imaging": (make_imaging, ImagingSource.__doc__ or "", {"path": "imaging knowledge JSON (default: the bundled)"}),
+    "diseases": (make_diseases, DiseaseSource.__doc__ or "", {"path": "disease table (default: the bundled)"}),
+    "lay": (
+        make_lay,
+        LaySource.__doc__ or "",
+        {"path": f"phrase/id/concept TSV files ({_SEVERAL}; default: the bundled)"},
+    ),
     "umls": (
         make_umls,
         UmlsSource.__doc__ or "",
