@@ -13,6 +13,9 @@ from test_cli import VESALIUS
 from vesalius.retrieval import KnowledgeBase
 from vesalius.retrieval.build import current_build
 
+# The small bases these tests build: none of the bundled sources but what each test names.
+BUNDLED_OFF = ("--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay")
+
 
 def kb_env(cli_env, tmp_path):
     return {**cli_env, "VESALIUS_KB_DIR": str(tmp_path / "kb")}
@@ -23,7 +26,7 @@ def test_build_from_umls_and_snomed_releases_merges_them_and_cites_both(cli, cli
     umls = write_umls(tmp_path / "2025AA" / "META")
     snomed = write_snomed(tmp_path / "snomed")
     imaging = small_imaging()
-    p = cli("kb", "build", "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay", "--imaging", str(imaging), "--umls", str(umls),
+    p = cli("kb", "build", *BUNDLED_OFF, "--imaging", str(imaging), "--umls", str(umls),
             "--snomed", str(snomed), "--json", env=env)  # fmt: skip
     assert p.returncode == 0, p.stderr
     report = json.loads(p.stdout)
@@ -55,10 +58,7 @@ def test_malformed_lines_stop_the_build_or_are_skipped_and_counted(cli, cli_env,
     good = cli(
         "kb",
         "build",
-        "--no-hpo",
-        "--no-icd10cm",
-        "--no-diseases",
-        "--no-lay",
+        *BUNDLED_OFF,
         "--imaging",
         str(imaging),
         "--quiet",
@@ -73,10 +73,7 @@ def test_malformed_lines_stop_the_build_or_are_skipped_and_counted(cli, cli_env,
     p = cli(
         "kb",
         "build",
-        "--no-hpo",
-        "--no-icd10cm",
-        "--no-diseases",
-        "--no-lay",
+        *BUNDLED_OFF,
         "--imaging",
         str(imaging),
         "--obo",
@@ -88,7 +85,7 @@ def test_malformed_lines_stop_the_build_or_are_skipped_and_counted(cli, cli_env,
     assert "Traceback" not in p.stderr and current_build(tmp_path / "kb") == in_use  # nothing replaced
     assert list((tmp_path / "kb" / ".work").iterdir()) == []
 
-    p = cli("kb", "build", "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay", "--imaging", str(imaging), "--obo", str(bad), "--quiet",
+    p = cli("kb", "build", *BUNDLED_OFF, "--imaging", str(imaging), "--obo", str(bad), "--quiet",
             "--on-error", "skip", env=env)  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "skipped 1 malformed line(s) (bad.obo: 1)" in p.stdout
@@ -106,10 +103,7 @@ def test_an_interrupted_build_resumes_and_gives_the_same_base(cli, cli_env, tmp_
     args = [
         "kb",
         "build",
-        "--no-hpo",
-        "--no-icd10cm",
-        "--no-diseases",
-        "--no-lay",
+        *BUNDLED_OFF,
         *imaging,
         "--obo",
         str(obo),
@@ -146,9 +140,7 @@ def test_an_interrupted_build_resumes_and_gives_the_same_base(cli, cli_env, tmp_
 
 def test_search_and_show_for_people_and_scripts(cli, cli_env, tmp_path):
     env = kb_env(cli_env, tmp_path)
-    assert (
-        cli("kb", "build", "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay", "--quiet", env=env).returncode == 0
-    )
+    assert cli("kb", "build", *BUNDLED_OFF, "--quiet", env=env).returncode == 0
     p = cli("kb", "search", "collapsed lung", "-k", "3", env=env)
     assert p.returncode == 0 and "C0032326" in p.stdout.splitlines()[1] and "named: 'collapsed lung'" in p.stdout
     p = cli("kb", "search", "lung", "--semantic-type", "Neoplastic Process", "--json", env=env)
@@ -158,7 +150,7 @@ def test_search_and_show_for_people_and_scripts(cli, cli_env, tmp_path):
         assert cli("kb", "search", "pleural fluid", "--mode", mode, env=env).returncode == 0
     p = cli("kb", "show", "NOPE:1", env=env)
     assert p.returncode == 2 and p.stderr.startswith("error: no concept with the code 'NOPE:1'")
-    p = cli("kb", "build", "--no-imaging", "--no-hpo", "--no-icd10cm", "--no-diseases", "--no-lay", env=env)
+    p = cli("kb", "build", "--no-imaging", *BUNDLED_OFF, env=env)
     assert p.returncode == 2 and "the sources gave no concepts" in p.stderr
     p = cli("kb", "build", "--index-kind", "annoy", env=env)
     assert p.returncode == 2 and "Invalid value for '--index-kind'" in p.stderr
