@@ -28,8 +28,8 @@ fi
 echo "installed: $(.venv/bin/vesalius --version)"
 if [ "$with_tests" = 0 ]; then
   # The default knowledge base (imaging, diseases, lay terms, HPO, ICD-10-CM), built once so the first question
-  # does not wait for it: several minutes of embedding on 2 cores, then instant on every rerun (it is versioned).
+  # does not wait for it: about 11 minutes of embedding on 2 cores, then instant on every rerun (it is versioned).
   # The tests build the small bases they need themselves.
-  echo "building the default knowledge base (once; several minutes on 2 cores)"
+  echo "building the default knowledge base (once; about 11 minutes on 2 cores)"
   .venv/bin/vesalius kb build
 fi
