@@ -12,20 +12,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable
-from functools import cached_property
 from pathlib import Path
 
-from vesalius.retrieval.terms import WORD
+from vesalius.retrieval.terms import WORD, english_words
 
 _WORD = re.compile(r"[a-z]+")
 MIN_LENGTH = 5  # shorter words have too many neighbours one edit away to guess between
-
-
-def _english_words():
-    """pyspellchecker's English word list (MIT, 160k words): "whats" must not become "warts"."""
-    from spellchecker import SpellChecker
-
-    return SpellChecker(language="en", distance=1).word_frequency
 
 
 def _deletes(word: str) -> set[str]:
@@ -36,10 +28,6 @@ class Speller:
     def __init__(self, counts: dict[str, int]):
         self.counts = counts
         self._by_delete: dict[str, list[str]] | None = None
-
-    @cached_property
-    def _english(self):
-        return _english_words()  # loaded on the first word the base does not know
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> Speller:
@@ -66,7 +54,7 @@ class Speller:
         return self._by_delete
 
     def suggest(self, word: str) -> str | None:
-        if len(word) < MIN_LENGTH or word in self.counts or not word.isalpha() or word in self._english:
+        if len(word) < MIN_LENGTH or word in self.counts or not word.isalpha() or word in english_words():
             return None
         index = self._index()
         candidates = {c for key in (word, *_deletes(word)) for c in index.get(key, ())}

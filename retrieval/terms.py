@@ -41,12 +41,13 @@ def needs_capitals(term: str) -> bool:
     if not is_abbreviation(term):
         return False
     norm = normalize(term)
-    return len(norm) <= 3 or (norm.isalpha() and norm in _english())
+    return len(norm) <= 3 or (norm.isalpha() and norm in english_words())
 
 
 @cache
-def _english() -> frozenset[str]:
-    """pyspellchecker's English words (loaded once, on the first long abbreviation found in a text)."""
+def english_words() -> frozenset[str]:
+    """pyspellchecker's English word list (MIT, 160k words), loaded once per process on first use: by the capitals
+    rule for long abbreviations and by spelling correction ("whats" must not become "warts")."""
     from spellchecker import SpellChecker
 
     return frozenset(SpellChecker(language="en", distance=1).word_frequency.keys())

@@ -114,3 +114,26 @@ def test_the_labelled_query_set_is_well_formed_and_split_in_halves():
         assert set(splits) == {"dev", "test"} and abs(splits["dev"] - splits["test"]) <= 2
     # The lay terms spell out only a few queries word for word; the results table reports the test half without them.
     assert sum(1 for q in queries if " ".join(q.query.lower().split()) in lay_phrases()) <= 15
+
+
+def test_a_pipe_an_oversize_or_an_empty_lay_file_is_handled_in_bounded_time(tmp_path):
+    import os
+    import time
+
+    from vesalius.retrieval.sources.diseases import MAX_LAY_BYTES
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    started = time.monotonic()
+    for read in (lambda: list(lay_records((pipe,))), lambda: list(DiseaseSource(pipe).records(Problems()))):
+        with pytest.raises(KnowledgeError, match="not a regular file"):
+            read()
+    assert time.monotonic() - started < 5  # no writer ever comes: the check must not wait for one
+    huge = tmp_path / "huge.tsv"
+    huge.write_bytes(b"phrase\tid\tconcept\n" + b"a\tC0000001\tx\n" * (MAX_LAY_BYTES // 10))
+    with pytest.raises(KnowledgeError, match="larger than"):
+        list(lay_records((huge,)))
+    empty, header = tmp_path / "empty.tsv", tmp_path / "header.tsv"
+    empty.write_bytes(b"")
+    header.write_bytes(b"phrase\tid\tconcept\n")
+    assert list(lay_records((empty, header))) == []

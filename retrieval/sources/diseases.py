@@ -3,8 +3,8 @@ source records: one per Human Disease Ontology term, with its codes and its pare
 
 from __future__ import annotations
 
-import gzip
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from vesalius.retrieval.errors import KnowledgeError
 from vesalius.retrieval.records import Definition, Relation, SourceConcept
+from vesalius.retrieval.sources.textio import open_binary
 
 MAX_BYTES = 64 * 1024 * 1024  # uncompressed: the shipped table is under 4 MB; a bomb stops here
 
@@ -41,7 +42,7 @@ class DiseaseTable(BaseModel):
 
 def load_table(path: Path) -> DiseaseTable:
     try:
-        with gzip.open(path, "rb") as f:
+        with open_binary(path) as f:
             raw = f.read(MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
             raise KnowledgeError(
@@ -85,15 +86,10 @@ def lay_records(paths: tuple[Path, ...]) -> Iterator[SourceConcept]:
 
     Each merges into that concept from another source (through the DOID cross-reference or the CUI) and leaves it
     its own name: a `LAY:` record ranks last when the merged concept is named. The phrases become its synonyms."""
-    import re
-
     phrases: dict[str, list[str]] = {}
     for path in paths:
-        try:
-            with path.open("rb") as f:
-                text = f.read(MAX_LAY_BYTES + 1)
-        except OSError as exc:
-            raise KnowledgeError(f"cannot read the lay terms {path}: {exc.strerror}", "Reinstall Vesalius") from exc
+        with open_binary(path) as f:
+            text = f.read(MAX_LAY_BYTES + 1)
         if len(text) > MAX_LAY_BYTES:
             raise KnowledgeError(f"{path} is larger than {MAX_LAY_BYTES // 1024} KB", "Use the file Vesalius ships")
         for number, line in enumerate(text.decode("utf-8", errors="replace").splitlines()[1:], start=2):

@@ -7,6 +7,8 @@ goes to `Problems` (stop or skip, as the user chose) instead of raising UnicodeD
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +21,27 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 def open_binary(path: Path) -> BinaryIO:
-    """Open `path` for reading bytes, decompressing it when it is gzip (recognised by content, not by name)."""
+    """Open `path` for reading bytes, decompressing it when it is gzip (recognised by content, not by name).
+
+    Only a regular file is read: a FIFO or a device would block or never end. The descriptor checked is the one
+    read, opened without blocking so that a FIFO with no writer cannot hang the check."""
     try:
-        with open(path, "rb") as probe:
-            compressed = probe.read(2) == _GZIP_MAGIC
-        return gzip.open(path, "rb") if compressed else open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            raise KnowledgeError(f"{path} is not a regular file", "Give the path of a file (not a pipe or device)")
+        os.set_blocking(fd, True)
+        raw = os.fdopen(fd, "rb")
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        if not compressed:
+            return raw
+        unzipped = gzip.GzipFile(fileobj=raw, mode="rb")
+        unzipped.myfileobj = raw  # GzipFile closes `myfileobj` with itself, as when it opens a file by name
+        return unzipped
     except FileNotFoundError:
         raise KnowledgeError(
             f"{path} does not exist", "Check the path, or download the source file to that place"
