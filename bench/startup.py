@@ -38,6 +38,8 @@ def commands(vesalius: str, study: str) -> dict[str, list[str]]:
         "vesalius schema": [vesalius, "schema"],
         "vesalius kb show C0032285": [vesalius, "kb", "show", "C0032285"],
         'vesalius kb search "high blood pressure"': [vesalius, "kb", "search", "high blood pressure"],
+        # A misspelt word reads the speller's lookup table as well.
+        'vesalius kb search "chrons disease"': [vesalius, "kb", "search", "chrons disease"],
         "vesalius ask --study CT_small.dcm (cold)": [vesalius, "ask", "--study", study, QUESTION],
     }
 

@@ -179,6 +179,19 @@ class KnowledgeBase:
             out.append((pos, start, end, term, kind))
         return out
 
+    def corrected(self, text: str) -> str | None:
+        """The text with misspelt words corrected, or None. Of the speller's readings, the one whose written-out terms
+        cover most of the text wins (the first on a tie): "asites" reads as "ascites", a concept, not as "sites"."""
+        readings = self._lexical.speller.corrections(text)
+        if len(readings) < 2:
+            return readings[0] if readings else None
+
+        def covered(reading: str) -> float:
+            spans = {(start, end) for _, start, end, _, _ in self.exact(reading)}
+            return sum(coverage(reading, start, end) for start, end in spans)
+
+        return max(readings, key=covered)  # max keeps the first of equals
+
     def _query_vector(self, text: str) -> np.ndarray:
         return self.embedder.encode([text])
 
@@ -215,7 +228,7 @@ class KnowledgeBase:
         if not text.strip():
             return []
         pool = 500 if semantic_types or sources else max(50, 5 * k)
-        corrected = self._lexical.speller.correct(text) if mode != "dense" else None
+        corrected = self.corrected(text) if mode != "dense" else None
         query = corrected or text
         dense = self.dense(query, pool) if mode != "lexical" else []
         lexical = self.lexical(query, pool) if mode != "dense" else []
@@ -294,7 +307,7 @@ class KnowledgeBase:
             links.append(Link(concepts[pos], start, end, text[start:end], term, method, 1.0))
         if links or not fallback or not text.strip():
             return sorted(links, key=lambda link: link.start)
-        corrected = self._lexical.speller.correct(text)
+        corrected = self.corrected(text)
         if corrected:
             # Correction changes words one for one, so the n-th word of the corrected text is the n-th word typed.
             typed, fixed = word_spans(text), word_spans(corrected)

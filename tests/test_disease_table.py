@@ -113,7 +113,7 @@ def test_the_labelled_query_set_is_well_formed_and_split_in_halves():
         splits = Counter(q.split for q in queries if q.category == category)
         assert set(splits) == {"dev", "test"} and abs(splits["dev"] - splits["test"]) <= 2
     # The lay terms spell out only a few queries word for word; the results table reports the test half without them.
-    assert sum(1 for q in queries if " ".join(q.query.lower().split()) in lay_phrases()) <= 15
+    assert sum(1 for q in queries if " ".join(q.query.lower().split()) in lay_phrases()) <= 20
 
 
 def test_a_pipe_an_oversize_or_an_empty_lay_file_is_handled_in_bounded_time(tmp_path):

@@ -100,6 +100,34 @@ def test_the_speller_changes_only_unknown_words():
     assert speller.suggest("pnuemothorax") == "pneumothorax" and speller.suggest("hydronefrosis") is None
 
 
+def test_the_speller_reaches_two_edits_and_hears_what_was_meant():
+    speller = Speller.from_texts(["hydronephrosis cirrhosis miosis miosis eczema edema edema chiari crohn disease"])
+    assert speller.suggest("hydronefrosis") == "hydronephrosis"  # two edits, the same sound
+    assert speller.suggest("cirosis") == "cirrhosis"  # "miosis" is as many edits away and more frequent
+    assert speller.suggest("excema") == "eczema"  # likewise "edema"
+    assert speller.suggest("kiari") == "chiari" and speller.correct("chrons disease") == "crohn disease"
+    assert speller.suggest("zzzzzz") is None and speller.suggest("abcdefgh") is None
+
+
+def test_the_spellers_table_is_saved_with_it_and_a_damaged_one_is_refused(tmp_path):
+    speller = Speller.from_texts(["hydronephrosis cirrhosis miosis eczema edema chiari crohn disease"])
+    speller.save(tmp_path / "words.json")
+    loaded = Speller.load(tmp_path / "words.json")
+    assert loaded._table is not None  # read back, not rebuilt
+    for typed in ("hydronefrosis", "cirosis", "excema", "kiari", "chrons"):
+        assert loaded.suggestions(typed) == speller.suggestions(typed) != []
+    (tmp_path / "words.table.npz").write_bytes(b"not a table")
+    with pytest.raises(ValueError, match="words.table.npz is damaged"):
+        Speller.load(tmp_path / "words.json")
+
+
+def test_the_search_keeps_the_reading_that_names_a_concept(kb):
+    readings = kb._lexical.speller.corrections("pancreattis")
+    assert readings[:2] == ["pancreatic", "pancreatitis"]  # the likelier word first: the base uses it more
+    assert kb.corrected("pancreattis") == "pancreatitis"  # but only the second reading names a concept
+    assert [(link.term.lower(), link.method) for link in kb.link("pancreattis")] == [("pancreatitis", "spelling")]
+
+
 def test_filters_by_semantic_type_and_source(kb):
     hits = kb.search("lung", k=10, semantic_types=["Neoplastic Process"])
     assert hits and all("Neoplastic Process" in h.concept.semantic_types for h in hits)

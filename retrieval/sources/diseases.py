@@ -82,9 +82,9 @@ MAX_LAY_BYTES = 1024 * 1024
 
 def lay_records(paths: tuple[Path, ...]) -> Iterator[SourceConcept]:
     """The project's own lay phrases and abbreviations (`retrieval/data/lay_terms.tsv`, `abbreviations.tsv`: phrase,
-    DOID id or UMLS CUI, concept), one record per concept.
+    DOID id, HP id or UMLS CUI, concept), one record per concept.
 
-    Each merges into that concept from another source (through the DOID cross-reference or the CUI) and leaves it
+    Each merges into that concept from another source (through the DOID or HP cross-reference, or the CUI) and leaves it
     its own name: a `LAY:` record ranks last when the merged concept is named. The phrases become its synonyms."""
     phrases: dict[str, list[str]] = {}
     for path in paths:
@@ -94,19 +94,23 @@ def lay_records(paths: tuple[Path, ...]) -> Iterator[SourceConcept]:
             raise KnowledgeError(f"{path} is larger than {MAX_LAY_BYTES // 1024} KB", "Use the file Vesalius ships")
         for number, line in enumerate(text.decode("utf-8", errors="replace").splitlines()[1:], start=2):
             fields = line.split("\t")
-            if len(fields) != 3 or not re.fullmatch(r"C\d{7}|DOID:\d{1,9}", fields[1]) or not fields[0].strip():
+            if (
+                len(fields) != 3
+                or not re.fullmatch(r"C\d{7}|DOID:\d{1,9}|HP:\d{7}", fields[1])
+                or not fields[0].strip()
+            ):
                 raise KnowledgeError(
-                    f"{path}:{number} is not 'phrase<TAB>DOID id or CUI<TAB>concept'", "Fix or remove that line"
+                    f"{path}:{number} is not 'phrase<TAB>DOID id, HP id or CUI<TAB>concept'", "Fix or remove that line"
                 )
             phrases.setdefault(fields[1], []).append(fields[0].strip())
     for target, said in phrases.items():
-        doid = target.startswith("DOID:")
+        crossref = not target.startswith("C")
         yield SourceConcept(
             source=LAY_SOURCE,
             id=f"LAY:{target}",
             name=said[0],
             synonyms=said[1:],
-            umls_cuis=[] if doid else [target],
-            xrefs=[target] if doid else [],
+            umls_cuis=[] if crossref else [target],
+            xrefs=[target] if crossref else [],
             license="CC BY 4.0 (Vesalius project)",
         )
