@@ -62,6 +62,15 @@ class Settings(BaseModel):
     # The python of an environment with vLLM, for its in-process engine (`vesalius eval run --model-dir`); default:
     # this Python, when it can import vllm.
     vllm_python: Path | None = None
+    # `vesalius serve`: where it listens, who may call it, and how much one caller may send.
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(8000, ge=1, le=65535)
+    # Required (the server refuses to start without it) when serve_host is not a loopback address.
+    api_token: str | None = Field(None, min_length=16, max_length=512)
+    study_dir: Path | None = None  # de-identified uploaded studies; default data_dir/studies (shared by workers)
+    max_upload_mb: int = Field(1024, ge=1, le=65536)  # one upload request, all its files together
+    max_upload_files: int = Field(2000, ge=1, le=100_000)
+    rate_limit_per_minute: int = Field(120, ge=1, le=100_000)  # API requests per token (or per address without one)
 
     @field_validator("vlm_url")
     @classmethod
@@ -85,6 +94,10 @@ class Settings(BaseModel):
     @property
     def threads_db(self) -> Path:
         return self.data_dir / "threads.sqlite"
+
+    @property
+    def studies_path(self) -> Path:
+        return self.study_dir or self.data_dir / "studies"
 
     @property
     def deid_key_path(self) -> Path:

@@ -9,7 +9,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from vesalius.agent.answer import Answer, Turn
 from vesalius.agent.config import Settings, load_settings
@@ -119,12 +119,14 @@ class Vesalius:
         series: int | None = None,
         window: str | None = None,
         on_step: Callable[[str], None] | None = None,
+        audience: Audience | None = None,
     ) -> Answer:
         """Answer `question` about `study` (or the thread's study). Everything is checked before the thread is touched,
         and the turn is stored whole or not at all; turns on one thread run one at a time.
 
         `series` picks a series by number in a folder, zip or DICOMDIR; `window` is a preset name, "auto" or
-        "center,width". Both stay with the thread. `on_step` is called with each graph node's name as it finishes.
+        "center,width"; `audience` answers for a clinician or a patient whatever the question's wording. All three
+        stay with the thread. `on_step` is called with each graph node's name as it finishes.
         """
         question = user_text(question)
         if study is not None:
@@ -157,6 +159,7 @@ class Vesalius:
                 study, modality = known["study_path"], modality or known.get("modality")
                 series = series if series is not None else known.get("series")
                 window = window or known.get("window")
+                audience = audience or known.get("audience")
             study_path = str(Path(study).resolve())  # type: ignore[arg-type]  # None only before the branch above
             # Everything that can fail on the input fails here, with a StudyError, before the thread is written.
             loaded = self.deps.study(study_path, modality, series, fresh=True)
@@ -174,6 +177,7 @@ class Vesalius:
                 "modality": modality,
                 "series": series,
                 "window": window,
+                "audience": _audience(audience),
                 "heatmap_dir": str(heatmaps) if heatmap_dir else None,
             }
             if known.get("history") and stored.get("state_version") != STATE_VERSION:
@@ -189,6 +193,47 @@ class Vesalius:
                 elif mode == "values":
                     state = chunk
             return Answer.model_validate(state["answer"])
+
+    def start_thread(
+        self,
+        study: str | Path,
+        *,
+        audience: Audience | None = None,
+        modality: str | None = None,
+        series: int | None = None,
+        window: str | None = None,
+    ) -> str:
+        """Open a conversation about `study` before its first question (a web page opens the study, then asks).
+        The study is checked now; the thread keeps it with the settings, as `ask` would, and has no turns yet."""
+        study_path = str(user_path(study, "study path").resolve())
+        loaded = self.deps.study(study_path, modality, series, fresh=True)
+        if window:
+            parse_window(window)
+        thread_id = uuid.uuid4().hex[:12]
+        values = {
+            "state_version": STATE_VERSION,
+            "thread_id": thread_id,
+            "study_path": study_path,
+            "modality": modality,
+            "series": series,
+            "window": window,
+            "audience": _audience(audience),
+            "study": loaded.summary.model_dump(mode="json"),
+        }
+        from vesalius.agent.graph import build_graph
+
+        with self.store.turn(thread_id) as saver:
+            # Stored as if a turn had just finished, so the first question continues the thread like any follow-up.
+            build_graph(self.deps, saver).update_state({"configurable": {"thread_id": thread_id}}, values, "compose")
+        return thread_id
+
+    def delete_thread(self, thread_id: str) -> bool:
+        """Delete a conversation and everything stored with it; False when there was none."""
+        with self.store.turn(thread_id) as saver:
+            if not self._stored(thread_id):
+                return False
+            saver.delete_thread(thread_id)
+        return True
 
     # -- studies and models -------------------------------------------------------------------------------------
 
@@ -307,6 +352,15 @@ class Vesalius:
         from vesalius.agent.schema import committed_schema
 
         return committed_schema()
+
+
+Audience = Literal["clinician", "patient"]
+
+
+def _audience(audience: str | None) -> str | None:
+    if audience not in (None, "clinician", "patient"):
+        raise AgentError(f"{str(audience)[:40]!r} is not an audience", "Use 'clinician' or 'patient'")
+    return audience
 
 
 def _same_study(known: dict, study_id: str, path: str, thread_id: str) -> None:

@@ -13,6 +13,7 @@ class AgentState(TypedDict, total=False):
     modality: str | None  # user-supplied modality for plain images
     series: int | None  # SeriesNumber chosen in a folder, zip or DICOMDIR of several series
     window: str | None  # the user's window: a preset name, "auto" or "center,width"
+    audience: str | None  # "clinician" or "patient" when the thread was opened for one; else read from each question
     heatmap_dir: str | None
     # Per turn (reset by ingest):
     study: dict[str, Any]

@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 tree=.mypy_tree
 rm -rf "$tree" && mkdir -p "$tree/vesalius"
 for f in vesalius/*; do ln -s "$PWD/$f" "$tree/vesalius/"; done
-for p in agent vision retrieval eval; do ln -s "$PWD/$p" "$tree/vesalius/$p"; done
+for p in agent vision retrieval eval server; do ln -s "$PWD/$p" "$tree/vesalius/$p"; done
 modules=(
     vesalius vesalius.errors vesalius._lazy
     vesalius.agent.service vesalius.agent.answer vesalius.agent.config vesalius.agent.errors vesalius.agent.inspect
     vesalius.agent.batch vesalius.agent.schema vesalius.agent.state vesalius.agent.cli vesalius.agent.kb_cli
     vesalius.vision.errors vesalius.vision.tools.base vesalius.vision.tools.registry
     vesalius.retrieval.errors vesalius.retrieval.sources.base vesalius.retrieval.choices
+    vesalius.server.app vesalius.server.studies vesalius.server.guards vesalius.server.uploads vesalius.server.run
 )
 MYPYPATH="$tree" exec .venv/bin/python -m mypy "${modules[@]/#/-m}" "$@"

@@ -51,7 +51,7 @@ def test_the_wheel_installs_vesalius_and_nothing_else_at_top_level(wheel_env, tm
     assert version.returncode == 0, version.stderr
     number, where = version.stdout.split()
     assert number == vesalius.__version__ and str(wheel_env) in where
-    for old in ("agent", "vision", "retrieval", "eval"):
+    for old in ("agent", "vision", "retrieval", "eval", "server"):
         gone = _run([str(python), "-c", f"import {old}"], **here)
         assert gone.returncode == 1 and f"No module named '{old}'" in gone.stderr, old
     # Package data travels in the wheel: the committed schema, the de-identification profile, the model cards.
@@ -65,6 +65,9 @@ def test_the_wheel_installs_vesalius_and_nothing_else_at_top_level(wheel_env, tm
     seen = _run([str(cli), "inspect", "--json", ct.stdout.strip()], env=env, **here)
     assert seen.returncode == 0, seen.stderr
     assert json.loads(seen.stdout)["deidentification"]["profile"].startswith("DICOM PS3.15")
+    page = "from importlib import resources; print((resources.files('vesalius.server') / 'web/index.html').read_text())"
+    web = _run([str(python), "-c", page], **here)
+    assert web.returncode == 0 and "Decision support, not a diagnosis" in web.stdout, web.stderr
 
 
 def test_every_package_folder_is_listed_for_the_wheel():
@@ -73,7 +76,7 @@ def test_every_package_folder_is_listed_for_the_wheel():
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {"vesalius"}
-    for top in ("agent", "vision", "retrieval", "eval"):
+    for top in ("agent", "vision", "retrieval", "eval", "server"):
         found |= {"vesalius." + ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / top).rglob("__init__.py")}
     assert found == listed, f"unlisted: {sorted(found - listed)}; listed but absent: {sorted(listed - found)}"
 
@@ -82,9 +85,10 @@ def test_the_editable_install_maps_each_folder_under_vesalius():
     import vesalius.agent
     import vesalius.eval
     import vesalius.retrieval
+    import vesalius.server
     import vesalius.vision
 
-    for name in ("agent", "vision", "retrieval", "eval"):
+    for name in ("agent", "vision", "retrieval", "eval", "server"):
         package = sys.modules[f"vesalius.{name}"]
         assert Path(package.__file__).parent == ROOT / name
     assert Path(vesalius.__file__).parent == ROOT / "vesalius"

@@ -236,7 +236,7 @@ def load_series(path: Path, kind: str, members: Members, options: IngestOptions)
     if len(chosen) == 1 or all(s.frames > 1 for s in chosen):
         # One file (or only multi-frame files) in the series: it is a study on its own.
         single = max(chosen, key=lambda s: s.frames)
-        data = _read_all(single.member, options)
+        data = read_member(single.member, options)
         label = Path(single.member.label)
         ds = read_dataset(data, single.member.label)
         study = load_file(label, ds, hashlib.sha256(data).hexdigest()[:16], options, source=single.member.path)
@@ -261,7 +261,8 @@ def _spooled(member: Member, options: IngestOptions) -> Iterator[Spool]:
         raise StudyError(f"{member.label} is damaged or unreadable ({exc})", "Copy or export it again") from exc
 
 
-def _read_all(member: Member, options: IngestOptions) -> bytes:
+def read_member(member: Member, options: IngestOptions) -> bytes:
+    """The member's bytes, within the per-file limit and (for a zip) what the load may still inflate."""
     with _spooled(member, options) as spool:
         return spool.getvalue()
 
@@ -390,7 +391,7 @@ def _stack(
     digest = hashlib.sha256()
     unit, top = None, 255.0
     for i, s in enumerate(slices):
-        data = _read_all(s.member, options)
+        data = read_member(s.member, options)
         digest.update(data)
         with guarded(s.member.label):
             # Only the pixel module is read from this full parse; every identifying attribute was handled in

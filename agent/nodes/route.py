@@ -12,6 +12,8 @@ from vesalius.vision.windows import Window, parse_window, preset
 
 def route(state: AgentState, deps: Deps) -> dict[str, Any]:
     plan = plan_route(state["question"], deps.registry.answers())
+    if state.get("audience"):
+        plan = plan.model_copy(update={"audience": state["audience"]})
     study = deps.study(state["study_path"], state.get("modality"), state.get("series"))
     return {
         "plan": plan.model_dump(),

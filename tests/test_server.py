@@ -1,0 +1,327 @@
+"""`vesalius serve` over real HTTP: a real uvicorn process on loopback, driven with httpx."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import httpx
+import pydicom
+import pytest
+from dicom_factory import write_series
+from pydicom.data import get_testdata_file
+
+TOKEN = "test-token-0123456789abcdef"
+CT = Path(get_testdata_file("CT_small.dcm"))
+CT_NAME = str(pydicom.dcmread(CT).PatientName)  # what must never reach the study store
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, root: Path, index_cache: Path, **env: str):
+        self.root, self.port = root, _port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VESALIUS_")}
+        self.env.update(
+            HOME=str(root / "home"),
+            VESALIUS_CACHE_DIR=str(index_cache),
+            VESALIUS_DATA_DIR=str(root / "data"),
+            VESALIUS_SERVE_PORT=str(self.port),
+            **env,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(root / "server.log", "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "vesalius"), "serve"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the server did not start: {(root / 'server.log').read_text()[-2000:]}")
+
+    def client(self, token: str | None = TOKEN) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+    @property
+    def store(self) -> Path:
+        return self.root / "data" / "studies"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, index_cache):
+    root = tmp_path_factory.mktemp("server")
+    running = Server(root, index_cache, VESALIUS_API_TOKEN=TOKEN, VESALIUS_MAX_UPLOAD_MB="2")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def ct_study(http) -> str:
+    response = http.post("/api/studies", files=[("files", ("scan.dcm", CT.read_bytes(), "application/dicom"))])
+    assert response.status_code == 201, response.text
+    return response.json()["study_id"]
+
+
+def _files_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_health_and_the_published_schema(server, http):
+    assert http.get("/api/health").json()["status"] == "ok"
+    schema = http.get("/openapi.json").json()
+    for path in ("/api/studies", "/api/threads", "/api/threads/{thread_id}/messages", "/api/studies/{study_id}"):
+        assert path in schema["paths"], path
+    assert "multipart/form-data" in schema["paths"]["/api/studies"]["post"]["requestBody"]["content"]
+    assert http.get("/docs").status_code == 404  # Swagger UI would load from a CDN
+    page = http.get("/")
+    assert page.status_code == 200 and "Decision support, not a diagnosis" in page.text
+    assert "http" not in "".join(line for line in page.text.splitlines() if "src=" in line or "href=" in line), (
+        "the page loads something from elsewhere"
+    )
+
+
+def test_a_token_is_required_and_checked(server):
+    with server.client(token=None) as anonymous:
+        refused = anonymous.post("/api/threads", json={"study_id": "0" * 24})
+        assert refused.status_code == 401 and "bearer token" in refused.json()["error"]
+        assert anonymous.get("/api/health").status_code == 200  # for load balancers
+    with server.client(token="wrong-token-0123456789") as wrong:
+        assert wrong.get("/api/studies/" + "0" * 24).status_code == 401
+
+
+def test_an_upload_is_stored_deidentified_under_its_content(server, http, ct_study):
+    assert len(ct_study) == 24
+    stored = _files_under(server.store / ct_study)
+    assert [p.name for p in stored] == ["00000.dcm"]
+    ds = pydicom.dcmread(stored[0])
+    assert str(ds.get("PatientName", "")) == "" and ds.get("PatientID", "") in ("", None)
+    assert ds.PatientIdentityRemoved == "YES"
+    for path in _files_under(server.store):
+        assert CT_NAME.encode() not in path.read_bytes(), path
+    assert _files_under(server.store / ".incoming") == []  # the raw upload is gone
+    again = http.post("/api/studies", files=[("files", ("other-name.dcm", CT.read_bytes(), "application/dicom"))])
+    assert again.json()["study_id"] == ct_study  # content-addressed
+    summary = http.get(f"/api/studies/{ct_study}").json()["summary"]
+    assert summary["study_id"] == ct_study and summary["modality"] == "CT"
+
+
+def test_a_series_uploaded_as_files_or_as_a_zip_is_one_study(server, http, tmp_path):
+    slices = write_series(tmp_path / "series", 4, patient_name="Roe^Richard")
+    as_files = http.post("/api/studies", files=[("files", (f"s{i}.dcm", p.read_bytes())) for i, p in enumerate(slices)])
+    assert as_files.status_code == 201, as_files.text
+    assert as_files.json()["summary"]["frames"] == 4
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for p in slices:
+            archive.write(p, f"DICOM/{p.name}")
+    as_zip = http.post("/api/studies", files=[("files", ("series.zip", buffer.getvalue(), "application/zip"))])
+    assert as_zip.status_code == 201 and as_zip.json()["study_id"] == as_files.json()["study_id"]
+    assert not any(b"Roe^Richard" in p.read_bytes() for p in _files_under(server.store))
+
+
+def test_a_conversation_over_json_and_server_sent_events(http, ct_study):
+    created = http.post("/api/threads", json={"study_id": ct_study, "audience": "patient"})
+    assert created.status_code == 201
+    thread = created.json()["thread_id"]
+    assert http.get(f"/api/threads/{thread}").json() == {
+        "thread_id": thread,
+        "study_id": ct_study,
+        "audience": "patient",
+        "turns": [],
+    }
+    first = http.post(f"/api/threads/{thread}/messages", json={"question": "Is there a pleural effusion?"})
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["turn"] == 1 and answer["route"]["audience"] == "patient" and answer["direct_answer"]
+    assert answer["study"]["study_id"] == ct_study and "doctor" in answer["answer"].lower()
+    events = []
+    with http.stream(
+        "POST",
+        f"/api/threads/{thread}/messages",
+        json={"question": "What does that mean?"},
+        headers={"Accept": "text/event-stream"},
+    ) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for block in stream.read().decode().split("\n\n"):
+            if block.strip():
+                name = block.split("\n")[0].removeprefix("event: ")
+                events.append((name, json.loads(block.split("\n")[1].removeprefix("data: "))))
+    names = [name for name, _ in events]
+    assert names[0] == "progress" and names[-1] == "answer" and names.count("answer") == 1
+    assert {"ingest", "route", "compose"} <= {data["step"] for name, data in events if name == "progress"}
+    assert events[-1][1]["turn"] == 2
+    turns = http.get(f"/api/threads/{thread}").json()["turns"]
+    assert [t["question"] for t in turns] == ["Is there a pleural effusion?", "What does that mean?"]
+    assert http.delete(f"/api/threads/{thread}").status_code == 204
+    assert http.get(f"/api/threads/{thread}").status_code == 404
+    assert http.delete(f"/api/threads/{thread}").status_code == 404
+
+
+def test_bad_requests_get_one_clear_line(http, ct_study):
+    cases = [
+        http.post("/api/threads", json={"study_id": "f" * 24}),
+        http.post("/api/threads", json={"study_id": ct_study, "audience": "robot"}),
+        http.post("/api/threads", content=b"{not json", headers={"Content-Type": "application/json"}),
+        http.get("/api/threads/../../etc/passwd"),
+        http.post("/api/threads/nothere/messages", json={"question": "hello"}),
+        http.get(f"/api/studies/{ct_study}/images/5"),
+        http.get(f"/api/studies/{ct_study}/images/0", params={"window": "purple"}),
+        http.get(f"/api/studies/{ct_study}/heatmaps/..%2f..%2fthreads.sqlite"),
+    ]
+    for response in cases:
+        assert 400 <= response.status_code < 500, (response.request.url, response.status_code)
+        body = response.json()
+        assert set(body) == {"error", "hint"} and "\n" not in body["error"] and "Traceback" not in body["error"]
+    long = http.post("/api/threads", json={"study_id": ct_study, "audience": "clinician"}).json()["thread_id"]
+    too_long = http.post(f"/api/threads/{long}/messages", json={"question": "x" * 4001})
+    assert too_long.status_code == 422
+    huge = http.post(f"/api/threads/{long}/messages", content=b"{" + b" " * 100_000 + b"}")
+    assert huge.status_code == 413
+
+
+def test_images_render_through_a_window(http, ct_study):
+    lung = http.get(f"/api/studies/{ct_study}/images/0", params={"window": "lung"})
+    bone = http.get(f"/api/studies/{ct_study}/images/0", params={"window": "400,1800"})
+    assert lung.headers["content-type"] == "image/png" and lung.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert lung.content != bone.content
+
+
+# -- hostile uploads -------------------------------------------------------------------------------------------
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _zip(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo("link.dcm")
+            info.external_attr = (0o120777 << 16) | 0x10  # a symbolic link, as zip tools record one
+            archive.writestr(info, symlink)
+    return buffer.getvalue()
+
+
+def test_hostile_uploads_are_refused_and_write_nothing_outside_the_store(server, http, tmp_path):
+    before = set(_files_under(server.store))
+    outside = server.root / "data"
+    hostile = {
+        "traversal zip of text": _zip({"../../../outside.dcm": b"not dicom", "../../etc/passwd": b"root:x:0:0"}),
+        "zip bomb": _zip({"zeros.dcm": b"\0" * 300_000_000}),
+        "symlink in a zip": _zip({}, symlink="/etc/passwd"),
+        "20000x20000 png": _png_header_only(20000, 20000),
+        "not an image": b"hello, this is a text file\n" * 100,
+        "empty": b"",
+    }
+    for what, data in hostile.items():
+        started = time.monotonic()
+        response = http.post("/api/studies", files=[("files", ("../../evil.dcm", data, "application/octet-stream"))])
+        assert 400 <= response.status_code < 500, (what, response.status_code, response.text)
+        assert set(response.json()) == {"error", "hint"}, what
+        assert time.monotonic() - started < 60, what
+    # A DICOM inside a zip under a climbing name is stored under a name of the store's making.
+    climbing = http.post("/api/studies", files=[("files", ("x.zip", _zip({"../../up.dcm": CT.read_bytes()})))])
+    assert climbing.status_code == 201
+    assert not list(server.root.parent.rglob("outside.dcm")) and not list(server.root.parent.rglob("up.dcm"))
+    assert not list(server.root.parent.rglob("evil.dcm"))
+    after = set(_files_under(server.store)) - before
+    assert all(p.is_relative_to(server.store / climbing.json()["study_id"]) for p in after), after
+    assert _files_under(server.store / ".incoming") == []
+    assert all(p.is_relative_to(outside) or p.name == "server.log" for p in _files_under(server.root))
+
+
+def test_oversized_and_malformed_requests(server, http):
+    big = b"\0" * (3 * 1024**2)  # over this server's 2 MB
+    declared = http.post("/api/studies", files=[("files", ("big.dcm", big))])
+    assert declared.status_code == 413 and "2 MB" in declared.json()["error"]
+
+    def chunks():  # no Content-Length: counted as it streams
+        yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="a"\r\n\r\n'
+        for _ in range(40):
+            yield b"\0" * 100_000
+
+    streamed = http.post("/api/studies", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert streamed.status_code == 413
+    wrong_type = http.post("/api/studies", content=b"abc", headers={"Content-Type": "application/octet-stream"})
+    assert wrong_type.status_code == 415
+    garbled = http.post(
+        "/api/studies", content=b"--b\r\nnonsense", headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert garbled.status_code in (400, 422)
+    assert _files_under(server.store / ".incoming") == []
+
+
+def test_deleting_a_study_removes_it_and_its_threads_say_so(http, tmp_path):
+    slices = write_series(tmp_path / "one", 1)
+    study = http.post("/api/studies", files=[("files", ("a.dcm", slices[0].read_bytes()))]).json()["study_id"]
+    thread = http.post("/api/threads", json={"study_id": study}).json()["thread_id"]
+    assert http.delete(f"/api/studies/{study}").status_code == 204
+    assert http.get(f"/api/studies/{study}/images/0").status_code == 404
+    gone = http.post(f"/api/threads/{thread}/messages", json={"question": "Is this normal?"})
+    assert gone.status_code == 410 and "deleted" in gone.json()["error"]
+    assert http.delete(f"/api/studies/{study}").status_code == 404
+
+
+def test_rate_limit_and_loopback_without_a_token(tmp_path, index_cache):
+    server = Server(tmp_path, index_cache, VESALIUS_RATE_LIMIT_PER_MINUTE="5")
+    try:
+        with server.client(token=None) as client:
+            codes = [client.get("/api/studies/" + "0" * 24).status_code for _ in range(7)]
+            assert codes[:5] == [404] * 5 and codes[5] == 429  # no token needed on loopback
+            limited = client.get("/api/studies/" + "0" * 24)
+            assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    finally:
+        server.stop()
+
+
+def test_the_server_refuses_to_listen_beyond_loopback_without_a_token(cli):
+    result = cli("serve", "--host", "0.0.0.0", "--port", "1")
+    assert result.returncode != 0
+    assert "refusing to listen on 0.0.0.0 without an API token" in result.stderr
+    assert "Traceback" not in result.stderr
