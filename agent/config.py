@@ -39,7 +39,9 @@ class Settings(BaseModel):
     vlm_max_images: int = Field(1, ge=1, le=16)  # slices of a volume sent per question (the server must allow them)
     require_model: bool = False  # fail instead of answering from the tools when the model server fails
     cache_dir: Path  # knowledge bases (unless kb_dir is set), heatmaps
-    data_dir: Path  # conversation threads (threads.sqlite)
+    data_dir: Path  # conversation threads (threads.sqlite), the de-identification key, uploaded studies
+    # Conversations in PostgreSQL instead of data_dir/threads.sqlite: postgresql://user:password@host:port/db
+    db_url: str | None = Field(None, pattern=r"^postgres(ql)?://", max_length=2048, repr=False)
     kb_dir: Path | None = None  # knowledge-base root (`vesalius kb build`) or one build; default cache_dir/kb
     knowledge_path: Path | None = None  # an imaging knowledge JSON file replacing the bundled one
     embedding_model: Path | None = None  # a local sentence-transformers directory; default all-MiniLM-L6-v2

@@ -3,7 +3,6 @@ checkpointer; the command line only parses and presents what these methods retur
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 import threading
 import uuid
@@ -23,7 +22,7 @@ from vesalius.vision.windows import auto_window, parse_window
 
 if TYPE_CHECKING:  # each loads with the first call that needs it
     from vesalius.agent.batch import ImageRecord
-    from vesalius.agent.conversations import ConversationStore
+    from vesalius.agent.conversations import Store
     from vesalius.agent.inspect import Inspection
     from vesalius.retrieval.build import BuildOptions, BuildReport
     from vesalius.retrieval.concepts import Concept
@@ -46,7 +45,7 @@ class Vesalius:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings if settings is not None else load_settings()
         self._deps: Deps | None = None
-        self._store: ConversationStore | None = None
+        self._store: Store | None = None
         self._graph: Any = None
         self._opening = threading.Lock()
 
@@ -70,14 +69,14 @@ class Vesalius:
             return self._deps
 
     @property
-    def store(self) -> ConversationStore:
+    def store(self) -> Store:
         deps = self.deps
         with self._opening:
             if self._store is None:
-                from vesalius.agent.conversations import ConversationStore
+                from vesalius.agent.conversations import open_store
                 from vesalius.agent.graph import build_graph
 
-                self._store = ConversationStore(self.settings.threads_db, self.settings.thread_wait_s)
+                self._store = open_store(self.settings)
                 self._graph = build_graph(deps, self._store.reader)  # reads threads; each turn writes its own
             return self._store
 
@@ -91,7 +90,7 @@ class Vesalius:
         store = self.store
         try:
             return dict(self._graph.get_state({"configurable": {"thread_id": thread_id}}).values or {})
-        except sqlite3.Error as exc:
+        except store.errors as exc:
             raise store.failure(exc) from exc
 
     @staticmethod
@@ -120,13 +119,15 @@ class Vesalius:
         window: str | None = None,
         on_step: Callable[[str], None] | None = None,
         audience: Audience | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> Answer:
         """Answer `question` about `study` (or the thread's study). Everything is checked before the thread is touched,
         and the turn is stored whole or not at all; turns on one thread run one at a time.
 
         `series` picks a series by number in a folder, zip or DICOMDIR; `window` is a preset name, "auto" or
         "center,width"; `audience` answers for a clinician or a patient whatever the question's wording. All three
-        stay with the thread. `on_step` is called with each graph node's name as it finishes.
+        stay with the thread. `on_step` is called with each graph node's name as it finishes, `on_token` with each
+        piece of the model's text as the model server streams it (the answer itself comes whole at the end).
         """
         question = user_text(question)
         if study is not None:
@@ -153,7 +154,7 @@ class Vesalius:
             if follow_up:  # a follow-up keeps the thread's study and what it was opened with
                 if not known:
                     raise AgentError(
-                        f"there is no conversation {thread_id!r} in {self.settings.threads_db}",
+                        f"there is no conversation {thread_id!r} in {self.store.where}",
                         "Check the id, or start a new conversation with --study PATH",
                     )
                 study, modality = known["study_path"], modality or known.get("modality")
@@ -183,13 +184,16 @@ class Vesalius:
             if known.get("history") and stored.get("state_version") != STATE_VERSION:
                 # This turn stores the thread in the current layout; the history channel only appends otherwise.
                 inputs["history"] = Overwrite(known["history"])
-            config = {"configurable": {"thread_id": thread_id}}
+            config = {"configurable": {"thread_id": thread_id, "stream_tokens": on_token is not None}}
             # Checkpoints are written once, when the graph exits, inside the turn's transaction.
             graph = build_graph(self.deps, saver)
-            for mode, chunk in graph.stream(inputs, config, stream_mode=["updates", "values"], durability="exit"):
+            modes = ["updates", "values", "custom"]
+            for mode, chunk in graph.stream(inputs, config, stream_mode=modes, durability="exit"):
                 if mode == "updates" and on_step:
                     for node in chunk:
                         on_step(node)
+                elif mode == "custom" and on_token and "token" in chunk:
+                    on_token(chunk["token"])
                 elif mode == "values":
                     state = chunk
             return Answer.model_validate(state["answer"])

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -65,7 +68,14 @@ class VlmClient:
             self._model = models[0]
         return self._model
 
-    def chat(self, messages: list[dict[str, Any]], max_tokens: int, temperature: float = 0.0) -> ModelReply:
+    def chat(
+        self,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        temperature: float = 0.0,
+        on_token: Callable[[str], None] | None = None,
+    ) -> ModelReply:
+        """The model's reply; with `on_token`, streamed, and each piece of text passed to it as it arrives."""
         body = {
             **self.extra_body,
             "model": self.model,
@@ -73,6 +83,8 @@ class VlmClient:
             "max_tokens": max_tokens,
             "temperature": temperature,
         }
+        if on_token is not None:
+            return self._streamed(body, on_token)
         data = self._request("POST", "/chat/completions", json=body)
         try:
             choice = data["choices"][0]
@@ -92,9 +104,46 @@ class VlmClient:
             prompt_token_ids=data.get("prompt_token_ids"),
         )
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _streamed(self, body: dict[str, Any], on_token: Callable[[str], None]) -> ModelReply:
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        pieces: list[str] = []
+        usage: dict[str, Any] = {}
+        model, finish = self.model, None
+        with self._calling(), self._http.stream("POST", "/chat/completions", json=body) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise self._refused(response)
+            for line in response.iter_lines():
+                if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+                    continue
+                try:
+                    chunk = json.loads(line[5:])
+                    choices = chunk.get("choices") or []
+                    delta = choices[0].get("delta") or {} if choices else {}
+                except (ValueError, AttributeError, IndexError) as exc:
+                    raise ModelServerError(
+                        f"the model server at {self.base} streamed something that is not a chat chunk",
+                        "Check that it is an OpenAI-compatible server",
+                    ) from exc
+                if piece := delta.get("content"):
+                    pieces.append(piece)
+                    on_token(piece)
+                if choices and choices[0].get("finish_reason"):
+                    finish = choices[0]["finish_reason"]
+                usage = chunk.get("usage") or usage
+                model = str(chunk.get("model") or model)
+        return ModelReply(
+            text="".join(pieces),
+            model=model,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            finish_reason=finish,
+        )
+
+    @contextmanager
+    def _calling(self) -> Iterator[None]:
         try:
-            response = self._http.request(method, path, **kwargs)
+            yield
         except httpx.TimeoutException as exc:
             raise ModelServerError(
                 f"the model server at {self.base} did not answer in time",
@@ -105,12 +154,19 @@ class VlmClient:
                 f"cannot reach the model server at {self.base} ({type(exc).__name__})",
                 "Start the vLLM server, or unset VESALIUS_VLM_URL to answer from the tools alone",
             ) from exc
+
+    def _refused(self, response: httpx.Response) -> ModelServerError:
+        detail = _error_detail(response)
+        remedy = "Check VESALIUS_VLM_MODEL and the server's log"
+        if "context length" in detail or "max_model_len" in detail or "maximum" in detail:
+            remedy = "Start the server with a larger --max-model-len, or lower VESALIUS_VLM_MAX_TOKENS"
+        return ModelServerError(f"the model server answered HTTP {response.status_code}: {detail}", remedy)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        with self._calling():
+            response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            detail = _error_detail(response)
-            remedy = "Check VESALIUS_VLM_MODEL and the server's log"
-            if "context length" in detail or "max_model_len" in detail or "maximum" in detail:
-                remedy = "Start the server with a larger --max-model-len, or lower VESALIUS_VLM_MAX_TOKENS"
-            raise ModelServerError(f"the model server answered HTTP {response.status_code}: {detail}", remedy)
+            raise self._refused(response)
         try:
             return response.json()
         except ValueError as exc:

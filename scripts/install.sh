@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs Vesalius into ./.venv and builds the default knowledge base (with --test instead: the test tools plus
-# vLLM's CPU build into ./.venv-vllm, and no knowledge base: the tests build their own).
+# Installs Vesalius into ./.venv and builds the default knowledge base (with --test instead: the test tools, vLLM's
+# CPU build into ./.venv-vllm, Debian's PostgreSQL and Chromium, and no knowledge base: the tests build their own).
 # torch goes first and pinned: a looser spec pulls a multi-GB CUDA build (see docs/platform.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,7 @@ done
 .venv/bin/python -m pip install -q torch==2.13.0
 if [ "$with_tests" = 1 ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
+  bash scripts/install-system.sh
   bash scripts/install-vllm.sh
 else
   .venv/bin/python -m pip install -q -e .

@@ -310,7 +310,8 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
     )
     async def ask(thread_id: str, body: Message, request: Request) -> Any:
         """Ask a question on the thread. With `Accept: text/event-stream`: `progress` events (each step as it
-        finishes), then one `answer` event (the Answer JSON) or one `error` event; otherwise the Answer JSON."""
+        finishes), `token` events (the model's text as it is generated, when a model server is configured), then
+        one `answer` event (the Answer JSON) or one `error` event; otherwise the Answer JSON."""
         values = stored(thread_id)
         study_id = _study_id(values.get("study_path"), studies.root)
         heatmaps = studies.heatmaps(study_id) if study_id else None
@@ -319,8 +320,12 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
                 410, "the study of this conversation was deleted", "Upload the study again and start a new thread"
             )
 
-        def run(on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
-            answer = vesalius.ask(body.question, thread_id=thread_id, heatmap_dir=heatmaps, on_step=on_step)
+        def run(
+            on_step: Callable[[str], None] | None = None, on_token: Callable[[str], None] | None = None
+        ) -> dict[str, Any]:
+            answer = vesalius.ask(
+                body.question, thread_id=thread_id, heatmap_dir=heatmaps, on_step=on_step, on_token=on_token
+            )
             return _public(answer, study_id)
 
         if "text/event-stream" not in request.headers.get("accept", ""):
@@ -346,9 +351,12 @@ async def _events(run: Callable[..., dict[str, Any]]) -> AsyncIterator[str]:
     def step(node: str) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, ("progress", {"step": node}))
 
+    def token(text: str) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, ("token", {"text": text}))
+
     async def turn() -> None:
         try:
-            queue.put_nowait(("answer", await asyncio.to_thread(run, step)))
+            queue.put_nowait(("answer", await asyncio.to_thread(run, step, token)))
         except VesaliusError as exc:
             queue.put_nowait(("error", {"error": " ".join(exc.problem.split()), "hint": exc.remedy}))
         except Exception as exc:  # noqa: BLE001 - the stream must end with an event, whatever failed

@@ -129,6 +129,22 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on loopback, started once for every test that needs one."""
+    import shutil
+    import tempfile
+
+    from postgres_server import PostgresServer
+
+    root = Path(tempfile.mkdtemp(prefix="vesalius-pg-"))
+    root.chmod(0o755)  # the cluster folder inside is the postgres user's alone
+    server = PostgresServer(root / "cluster")
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory):
     """A real vLLM server with a tiny random Gemma3, started once for every test that needs one."""
     from vllm_server import serve

@@ -4,80 +4,20 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import socket
 import struct
-import subprocess
-import sys
 import time
 import zipfile
 import zlib
 from pathlib import Path
 
-import httpx
 import pydicom
 import pytest
 from dicom_factory import write_series
+from http_server import TOKEN, Server
 from pydicom.data import get_testdata_file
 
-TOKEN = "test-token-0123456789abcdef"
 CT = Path(get_testdata_file("CT_small.dcm"))
 CT_NAME = str(pydicom.dcmread(CT).PatientName)  # what must never reach the study store
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, root: Path, index_cache: Path, **env: str):
-        self.root, self.port = root, _port()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VESALIUS_")}
-        self.env.update(
-            HOME=str(root / "home"),
-            VESALIUS_CACHE_DIR=str(index_cache),
-            VESALIUS_DATA_DIR=str(root / "data"),
-            VESALIUS_SERVE_PORT=str(self.port),
-            **env,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(root / "server.log", "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "vesalius"), "serve"],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"the server did not start: {(root / 'server.log').read_text()[-2000:]}")
-
-    def client(self, token: str | None = TOKEN) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-
-    @property
-    def store(self) -> Path:
-        return self.root / "data" / "studies"
 
 
 @pytest.fixture(scope="module")

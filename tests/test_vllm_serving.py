@@ -109,3 +109,44 @@ def test_cli_uses_the_server_from_the_environment(cli_env, vllm_server, ct_path)
     answer = json.loads(p.stdout)
     assert answer["answer_source"] == "model" and answer["model"]["name"] == "tiny-gemma3"
     assert answer["model"]["image_parts"] == 1 and answer["model"]["prompt_tokens"] > 16
+
+
+def test_the_models_text_streams_as_it_is_generated(model_settings, ct_path):
+    pieces: list[str] = []
+    with Vesalius(model_settings) as agent:
+        answer = agent.ask("Is there a pleural effusion on this CT?", study=ct_path, on_token=pieces.append)
+        reply = agent.thread(answer.thread_id)["model_reply"]
+    assert answer.model.used and len(pieces) > 1
+    assert "".join(pieces) == reply["text"]  # every piece, in order, and nothing else
+    assert answer.model.completion_tokens == model_settings.vlm_max_tokens or reply["finish_reason"] == "stop"
+
+
+def test_the_server_streams_model_tokens_as_events(vllm_server, tmp_path, index_cache, ct_path):
+    from http_server import Server
+
+    served = Server(
+        tmp_path,
+        index_cache,
+        VESALIUS_VLM_URL=vllm_server.url,
+        VESALIUS_VLM_MODEL=vllm_server.model,
+        VESALIUS_VLM_MAX_TOKENS="24",
+    )
+    try:
+        with served.client(token=None) as http:
+            study = http.post("/api/studies", files=[("files", ("ct.dcm", Path(ct_path).read_bytes()))]).json()
+            thread = http.post("/api/threads", json={"study_id": study["study_id"]}).json()["thread_id"]
+            with http.stream(
+                "POST",
+                f"/api/threads/{thread}/messages",
+                json={"question": "Is there a pleural effusion?"},
+                headers={"Accept": "text/event-stream"},
+            ) as stream:
+                blocks = [b for b in stream.read().decode().split("\n\n") if b.strip()]
+        events = [(b.split("\n")[0][7:], json.loads(b.split("\n")[1][6:])) for b in blocks]
+        names = [name for name, _ in events]
+        assert names.count("token") > 1 and names[-1] == "answer"
+        assert names.index("token") < names.index("answer")
+        answer = events[-1][1]
+        assert answer["model"]["used"] and "".join(d["text"] for n, d in events if n == "token")
+    finally:
+        served.stop()

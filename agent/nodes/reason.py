@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from langgraph.config import get_config, get_stream_writer
+
 from vesalius.agent.deps import Deps
 from vesalius.agent.errors import ModelServerError
 from vesalius.agent.prompt import build_messages, describe_view
@@ -27,8 +29,15 @@ def reason(state: AgentState, deps: Deps) -> dict[str, Any]:
     images = sum(
         1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image_url"
     )
+    on_token = None
+    if (get_config().get("configurable") or {}).get("stream_tokens"):
+        write = get_stream_writer()
+
+        def on_token(text: str) -> None:
+            write({"token": text})
+
     try:
-        reply = deps.vlm.chat(messages, max_tokens=deps.settings.vlm_max_tokens)
+        reply = deps.vlm.chat(messages, max_tokens=deps.settings.vlm_max_tokens, on_token=on_token)
     except ModelServerError as exc:
         if deps.settings.require_model:
             raise

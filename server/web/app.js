@@ -45,6 +45,7 @@ $("upload-form").addEventListener("submit", async (event) => {
     await newThread();
     showStudy(study.summary);
     $("study-status").textContent = `Study ${study.study_id} opened: ${describe(study.summary)}.`;
+    $("study-status").className = "";
   } catch (error) {
     $("study-status").textContent = error.message;
     $("study-status").className = "error";
@@ -252,7 +253,7 @@ function renderAnswer(answer) {
 
 // "[2]" in the answer becomes a link to source 2, so each claim leads to its evidence.
 function withCitations(text, thread, turn) {
-  const p = el("p");
+  const p = el("p", undefined, "answer-text");
   let last = 0;
   for (const match of text.matchAll(/\[(\d+)\]/g)) {
     p.append(document.createTextNode(text.slice(last, match.index)));
