@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from filelock import FileLock, Timeout
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -65,6 +65,23 @@ def bad_thread_id(thread_id: str) -> AgentError:
         f"{thread_id[:80]!r} is not a conversation id",
         "Use the id printed when the conversation started (letters, digits, '-' and '_')",
     )
+
+
+@contextmanager
+def committed(conn: Any, store: Store) -> Iterator[None]:
+    """The block's writes on `conn`, committed if it succeeds and rolled back if not; then `conn` is closed. A
+    database error becomes the store's one-line failure."""
+    try:
+        yield
+        conn.commit()
+    except store.errors as exc:
+        conn.rollback()
+        raise store.failure(exc) from exc
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
 
 
 def busy(thread_id: str, wait_s: float) -> AgentError:
@@ -146,17 +163,8 @@ class ConversationStore:
                 raise self.failure(exc) from exc
             saver = _TurnSaver(conn, serde=strict_serde())
             saver.is_setup = True  # the tables exist: setup() would commit on its own
-            try:
+            with committed(conn, self):
                 yield saver
-                conn.commit()
-            except sqlite3.Error as exc:
-                conn.rollback()
-                raise self.failure(exc) from exc
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                conn.close()
         finally:
             lock.release()
 

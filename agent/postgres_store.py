@@ -16,7 +16,7 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from vesalius.agent.conversations import THREAD_ID, bad_thread_id, busy, strict_serde
+from vesalius.agent.conversations import THREAD_ID, bad_thread_id, busy, committed, strict_serde
 from vesalius.agent.errors import AgentError
 
 _CONNECT_TIMEOUT_S = 10
@@ -73,7 +73,7 @@ class PostgresStore:
             conn = self._connect(autocommit=False)
         except psycopg.Error as exc:
             raise self.failure(exc) from exc
-        try:
+        with committed(conn, self):
             try:
                 # Both only for this transaction: the lock goes with the commit, or with the connection if we die.
                 conn.execute(f"SET LOCAL lock_timeout = '{max(1, int(self.wait_s * 1000))}ms'")
@@ -81,15 +81,6 @@ class PostgresStore:
             except psycopg.errors.LockNotAvailable:
                 raise busy(thread_id, self.wait_s) from None
             yield PostgresSaver(conn, serde=strict_serde())
-            conn.commit()
-        except psycopg.Error as exc:
-            conn.rollback()
-            raise self.failure(exc) from exc
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            conn.close()
 
     def close(self) -> None:
         self.conn.close()

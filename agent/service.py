@@ -145,8 +145,6 @@ class Vesalius:
         thread_id = thread_id or uuid.uuid4().hex[:12]
         from langgraph.types import Overwrite
 
-        from vesalius.agent.graph import build_graph
-
         with self.store.turn(thread_id) as saver:
             stored = {} if new_thread else self._stored(thread_id)
             known = self._upgraded(thread_id, stored)
@@ -186,7 +184,7 @@ class Vesalius:
                 inputs["history"] = Overwrite(known["history"])
             config = {"configurable": {"thread_id": thread_id, "stream_tokens": on_token is not None}}
             # Checkpoints are written once, when the graph exits, inside the turn's transaction.
-            graph = build_graph(self.deps, saver)
+            graph = self._graph.copy({"checkpointer": saver})  # the compiled graph, writing through this turn
             modes = ["updates", "values", "custom"]
             for mode, chunk in graph.stream(inputs, config, stream_mode=modes, durability="exit"):
                 if mode == "updates" and on_step:
@@ -214,7 +212,7 @@ class Vesalius:
         if window:
             parse_window(window)
         thread_id = uuid.uuid4().hex[:12]
-        values = {
+        values: dict[str, Any] = {
             "state_version": STATE_VERSION,
             "thread_id": thread_id,
             "study_path": study_path,
@@ -224,11 +222,10 @@ class Vesalius:
             "audience": _audience(audience),
             "study": loaded.summary.model_dump(mode="json"),
         }
-        from vesalius.agent.graph import build_graph
-
         with self.store.turn(thread_id) as saver:
             # Stored as if a turn had just finished, so the first question continues the thread like any follow-up.
-            build_graph(self.deps, saver).update_state({"configurable": {"thread_id": thread_id}}, values, "compose")
+            graph = self._graph.copy({"checkpointer": saver})
+            graph.update_state({"configurable": {"thread_id": thread_id}}, values, "compose")
         return thread_id
 
     def delete_thread(self, thread_id: str) -> bool:

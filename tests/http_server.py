@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -67,3 +68,18 @@ class Server:
     @property
     def store(self) -> Path:
         return self.root / "data" / "studies"
+
+
+def ask_streamed(client: httpx.Client, thread: str, question: str) -> list[tuple[str, dict]]:
+    """The server-sent events of one question, as (event, data) pairs in order."""
+    with client.stream(
+        "POST",
+        f"/api/threads/{thread}/messages",
+        json={"question": question},
+        headers={"Accept": "text/event-stream"},
+    ) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        blocks = [b for b in stream.read().decode().split("\n\n") if b.strip()]
+    return [
+        (b.split("\n")[0].removeprefix("event: "), json.loads(b.split("\n")[1].removeprefix("data: "))) for b in blocks
+    ]

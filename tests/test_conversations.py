@@ -97,10 +97,10 @@ def test_a_failed_turn_stores_nothing(make_settings, ct_path, monkeypatch):
         thread = agent.ask("Is there an effusion?", study=ct_path).thread_id
         before = _rows(settings.threads_db, thread)
 
-        def broken(state, deps):
+        def broken(*args):
             raise RuntimeError("a bug while composing")
 
-        monkeypatch.setattr("vesalius.agent.graph.compose", broken)
+        monkeypatch.setattr("vesalius.agent.nodes.compose.model_alerts", broken)  # looked up as compose runs
         with pytest.raises(RuntimeError):
             agent.ask("What does that mean?", thread_id=thread)
         assert _rows(settings.threads_db, thread) == before  # no rows on the existing thread

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import struct
 import time
 import zipfile
@@ -13,7 +12,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_factory import write_series
-from http_server import TOKEN, Server
+from http_server import TOKEN, Server, ask_streamed
 from pydicom.data import get_testdata_file
 
 CT = Path(get_testdata_file("CT_small.dcm"))
@@ -113,18 +112,7 @@ def test_a_conversation_over_json_and_server_sent_events(http, ct_study):
     answer = first.json()
     assert answer["turn"] == 1 and answer["route"]["audience"] == "patient" and answer["direct_answer"]
     assert answer["study"]["study_id"] == ct_study and "doctor" in answer["answer"].lower()
-    events = []
-    with http.stream(
-        "POST",
-        f"/api/threads/{thread}/messages",
-        json={"question": "What does that mean?"},
-        headers={"Accept": "text/event-stream"},
-    ) as stream:
-        assert stream.headers["content-type"].startswith("text/event-stream")
-        for block in stream.read().decode().split("\n\n"):
-            if block.strip():
-                name = block.split("\n")[0].removeprefix("event: ")
-                events.append((name, json.loads(block.split("\n")[1].removeprefix("data: "))))
+    events = ask_streamed(http, thread, "What does that mean?")
     names = [name for name, _ in events]
     assert names[0] == "progress" and names[-1] == "answer" and names.count("answer") == 1
     assert {"ingest", "route", "compose"} <= {data["step"] for name, data in events if name == "progress"}

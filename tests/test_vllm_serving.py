@@ -122,7 +122,7 @@ def test_the_models_text_streams_as_it_is_generated(model_settings, ct_path):
 
 
 def test_the_server_streams_model_tokens_as_events(vllm_server, tmp_path, index_cache, ct_path):
-    from http_server import Server
+    from http_server import Server, ask_streamed
 
     served = Server(
         tmp_path,
@@ -135,14 +135,7 @@ def test_the_server_streams_model_tokens_as_events(vllm_server, tmp_path, index_
         with served.client(token=None) as http:
             study = http.post("/api/studies", files=[("files", ("ct.dcm", Path(ct_path).read_bytes()))]).json()
             thread = http.post("/api/threads", json={"study_id": study["study_id"]}).json()["thread_id"]
-            with http.stream(
-                "POST",
-                f"/api/threads/{thread}/messages",
-                json={"question": "Is there a pleural effusion?"},
-                headers={"Accept": "text/event-stream"},
-            ) as stream:
-                blocks = [b for b in stream.read().decode().split("\n\n") if b.strip()]
-        events = [(b.split("\n")[0][7:], json.loads(b.split("\n")[1][6:])) for b in blocks]
+            events = ask_streamed(http, thread, "Is there a pleural effusion?")
         names = [name for name, _ in events]
         assert names.count("token") > 1 and names[-1] == "answer"
         assert names.index("token") < names.index("answer")
