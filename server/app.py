@@ -34,7 +34,7 @@ from vesalius.server.guards import JSON_BODY_BYTES, BodyLimit, RateLimiter, toke
 from vesalius.server.studies import StudyStore
 from vesalius.server.uploads import Upload, UploadError
 from vesalius.vision.errors import StudyError
-from vesalius.vision.study import StudySummary
+from vesalius.vision.study import Study, StudySummary
 from vesalius.vision.windows import auto_window, parse_window
 
 log = logging.getLogger("vesalius.server")
@@ -219,22 +219,24 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
             study_id, summary = await asyncio.to_thread(studies.add, upload.files, scratch, options)
         return StudyCreated(study_id=study_id, summary=summary)
 
-    def study_path(study_id: str) -> Path:
-        path = studies.path(study_id)
-        if path is None:
+    def source(study_id: str) -> tuple[Path, str | None]:
+        found = studies.source(study_id)
+        if found is None:
             raise _Problem(404, f"there is no study {study_id[:40]!r}", "Upload it with POST /api/studies")
-        return path
+        return found
+
+    def loaded(study_id: str) -> Study:
+        return vesalius.deps.study(*source(study_id))
 
     @app.get("/api/studies/{study_id}", dependencies=guarded)
     def get_study(study_id: str) -> StudyCreated:
-        summary = vesalius.deps.study(study_path(study_id)).summary
+        summary = loaded(study_id).summary
         return StudyCreated(study_id=study_id, summary=summary.model_copy(update={"study_id": study_id}))
 
     @app.delete("/api/studies/{study_id}", status_code=204, dependencies=guarded)
     def delete_study(study_id: str) -> Response:
         """Delete the study, its renders and heatmaps. Threads about it stay, and say the study is gone."""
-        path = study_path(study_id)
-        vesalius.deps.forget(path)
+        vesalius.deps.forget(*source(study_id))
         studies.delete(study_id)
         return Response(status_code=204)
 
@@ -246,7 +248,7 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
     )
     def study_image(study_id: str, index: int, window: str | None = None, max_side: int = 1024) -> Response:
         """Image `index` of the study as PNG, through `window` (a preset name, "auto" or "center,width")."""
-        study = vesalius.deps.study(study_path(study_id))
+        study = loaded(study_id)
         if not 0 <= index < study.summary.frames:
             raise _Problem(404, f"the study has images 0 to {study.summary.frames - 1}", "Ask for one of those")
         if not 16 <= max_side <= 4096:
@@ -265,16 +267,18 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
         responses={200: {"content": {"image/png": {}}}},
     )
     def study_heatmap(study_id: str, name: str) -> FileResponse:
-        folder = study_path(study_id) / "heatmaps"
+        folder = studies.heatmaps(study_id)
+        if folder is None:
+            raise _Problem(404, f"there is no study {study_id[:40]!r}", "Upload it with POST /api/studies")
         if not _HEATMAP.fullmatch(name) or not (folder / name).is_file():
             raise _Problem(404, f"the study has no heatmap {name[:60]!r}", "Use a heatmap URL from an answer")
         return FileResponse(folder / name, media_type="image/png")
 
     @app.post("/api/threads", status_code=201, dependencies=guarded)
     def new_thread(body: NewThread) -> ThreadCreated:
-        path = study_path(body.study_id)
+        path, modality = source(body.study_id)
         thread_id = vesalius.start_thread(
-            path, audience=body.audience, modality=body.modality, series=body.series, window=body.window
+            path, audience=body.audience, modality=body.modality or modality, series=body.series, window=body.window
         )
         return ThreadCreated(thread_id=thread_id)
 
@@ -289,7 +293,7 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
         values = stored(thread_id)
         return Thread(
             thread_id=thread_id,
-            study_id=_study_id(values.get("study_path"), studies.root),
+            study_id=studies.study_id_of(values.get("study_path")),
             audience=values.get("audience"),
             turns=vesalius.history(thread_id),
         )
@@ -313,7 +317,7 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
         finishes), `token` events (the model's text as it is generated, when a model server is configured), then
         one `answer` event (the Answer JSON) or one `error` event; otherwise the Answer JSON."""
         values = stored(thread_id)
-        study_id = _study_id(values.get("study_path"), studies.root)
+        study_id = studies.study_id_of(values.get("study_path"))
         heatmaps = studies.heatmaps(study_id) if study_id else None
         if study_id is None or heatmaps is None:
             raise _Problem(
@@ -380,13 +384,6 @@ def _thread_id(thread_id: str) -> str:
     if not THREAD_ID.fullmatch(thread_id):
         raise _Problem(404, f"there is no conversation {thread_id[:40]!r}", "Check the id")
     return thread_id
-
-
-def _study_id(study_path: str | None, root: Path) -> str | None:
-    if not study_path:
-        return None
-    path = Path(study_path)
-    return path.name if path.parent == root.resolve() else None
 
 
 def _public(answer: Answer, study_id: str) -> dict[str, Any]:

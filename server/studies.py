@@ -2,6 +2,7 @@
 content, so the same upload twice is one study and two workers storing it at once agree.
 
     <store>/<study id>/00000.dcm ...   the de-identified images (or image.png)
+    <store>/<study id>/modality        the modality the uploader gave a plain image, if any
     <store>/<study id>/heatmaps/       what the vision tools drew for it
     <store>/.incoming/<random>/        one upload while it is checked; removed whatever happens
 """
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vesalius.vision.deid_copy import content_id, write_deidentified
+from vesalius.vision.deid_copy import PLAIN_IMAGE, content_id, copy_source, write_deidentified
 from vesalius.vision.errors import StudyError
 from vesalius.vision.options import IngestOptions
 from vesalius.vision.study import StudySummary
@@ -51,6 +52,8 @@ class StudyStore:
         if source == files[0].parent:
             source = _moved(files, scratch / "upload")
         write_deidentified(source, out, options)
+        if options.modality and (out / PLAIN_IMAGE).exists():  # a plain image carries no modality of its own
+            (out / "modality").write_text(options.modality)
         study_id = content_id(out)
         target = self.root / study_id
         try:
@@ -67,14 +70,34 @@ class StudyStore:
         path = self.root / study_id
         return path if path.is_dir() else None
 
-    def summary(self, study_id: str, options: IngestOptions) -> StudySummary:
-        from vesalius.vision.ingest import load_study
-
+    def source(self, study_id: str) -> tuple[Path, str | None] | None:
+        """What to open for the study (its folder, or its plain image) and the modality it was uploaded with."""
         path = self.path(study_id)
         if path is None:
+            return None
+        modality = path / "modality"
+        return copy_source(path), modality.read_text()[:16] if modality.is_file() else None
+
+    def study_id_of(self, source: str | Path | None) -> str | None:
+        """The id of the study a thread's stored path names, if it is one of this store's."""
+        if not source:
+            return None
+        path = Path(source)
+        folder = path.parent if path.name == PLAIN_IMAGE else path
+        return folder.name if folder.parent == self.root.resolve() and STUDY_ID.fullmatch(folder.name) else None
+
+    def summary(self, study_id: str, options: IngestOptions) -> StudySummary:
+        from dataclasses import replace
+
+        from vesalius.vision.ingest import load_study
+
+        found = self.source(study_id)
+        if found is None:
             raise StudyError(f"there is no study {study_id[:40]!r}", "Upload it with POST /api/studies")
+        path, modality = found
+        loaded = load_study(path, options=replace(options, modality=modality or options.modality))
         # The store's id, not the content hash ingestion gives the folder: one id for the study everywhere.
-        return load_study(path, options=options).summary.model_copy(update={"study_id": study_id})
+        return loaded.summary.model_copy(update={"study_id": study_id})
 
     def heatmaps(self, study_id: str) -> Path | None:
         path = self.path(study_id)
@@ -99,5 +122,5 @@ def _moved(files: list[Path], folder: Path) -> Path:
 
 
 def _first(folder: Path) -> str:
-    names = sorted(n for n in os.listdir(folder) if n != "heatmaps")
+    names = sorted(n for n in os.listdir(folder) if n not in ("heatmaps", "modality"))
     return names[0] if names else "missing"

@@ -253,3 +253,61 @@ def test_the_server_refuses_to_listen_beyond_loopback_without_a_token(cli):
     assert result.returncode != 0
     assert "refusing to listen on 0.0.0.0 without an API token" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_plain_image_keeps_only_its_pixels(server, http, tmp_path):
+    from PIL import Image, PngImagePlugin
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Comment", "Patient: Jane Roe, MRN 123456")
+    source = tmp_path / "film.png"
+    Image.new("L", (64, 64), 90).save(source, pnginfo=text)
+    uploaded = http.post("/api/studies", files=[("files", ("film.png", source.read_bytes()))], data={"modality": "CR"})
+    assert uploaded.status_code == 201, uploaded.text
+    summary = uploaded.json()["summary"]
+    assert summary["modality"] == "CR" and summary["modality_source"] == "user"
+    folder = server.store / uploaded.json()["study_id"]
+    assert sorted(p.name for p in _files_under(folder)) == ["image.png", "modality"]
+    assert b"Jane Roe" not in (folder / "image.png").read_bytes()
+    assert Image.open(folder / "image.png").getpixel((10, 10)) == 90
+    thread = http.post("/api/threads", json={"study_id": uploaded.json()["study_id"]}).json()["thread_id"]
+    answer = http.post(f"/api/threads/{thread}/messages", json={"question": "Is this normal?"}).json()
+    assert answer["study"]["modality"] == "CR"  # the thread kept the modality the upload gave
+
+
+def test_shutdown_lets_the_answer_in_flight_finish(tmp_path, index_cache):
+    import signal
+    import threading
+
+    server = Server(tmp_path, index_cache)
+    with server.client(token=None) as http:
+        study = http.post("/api/studies", files=[("files", ("ct.dcm", CT.read_bytes()))]).json()["study_id"]
+        thread = http.post("/api/threads", json={"study_id": study}).json()["thread_id"]
+        answered: list[str] = []
+        started = threading.Event()
+
+        def ask() -> None:
+            with http.stream(
+                "POST",
+                f"/api/threads/{thread}/messages",
+                json={"question": "Is there anything abnormal?"},
+                headers={"Accept": "text/event-stream"},
+            ) as stream:
+                for line in stream.iter_lines():
+                    started.set()  # the first event: the question is being answered
+                    if line.startswith("event: "):
+                        answered.append(line[7:])
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        assert started.wait(60)
+        server.process.send_signal(signal.SIGTERM)
+        asking.join(120)
+        assert server.process.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it is done
+    server.stop()
+    assert answered[-1] == "answer"  # the answer went out before the server stopped
+    from vesalius.agent.config import load_settings
+    from vesalius.agent.service import Vesalius
+
+    with Vesalius(load_settings({"HOME": str(tmp_path / "home"), "VESALIUS_DATA_DIR": str(tmp_path / "data")})) as v:
+        assert [t.turn for t in v.history(thread)] == [1]  # and it was stored whole

@@ -2,8 +2,8 @@
 
 DICOM images are written back after the same de-identification ingestion applies (`deid.deidentify`: PS3.15 Basic
 Profile, keyed UIDs and dates), one file per image, under generated names; files that are not DICOM images are left
-out. A plain image keeps only its pixels, as decoded for analysis, written as PNG: text chunks, EXIF and TIFF tags
-never reach the copy. Upload names are never used, so an entry called `../../etc/passwd` in a zip names nothing.
+out. A plain image keeps only its pixels, as decoded for analysis, written as `image.png`: text chunks, EXIF and TIFF
+tags never reach the copy. Upload names are never used, so an entry called `../../etc/passwd` in a zip names nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from vesalius.vision.sniff import HEAD_BYTES, is_dicom, kind_of
 from vesalius.vision.source import open_regular, path_kind, read_head
 from vesalius.vision.study import Study
 
+PLAIN_IMAGE = "image.png"
+
 
 def write_deidentified(path: Path, out: Path, options: IngestOptions) -> Study:
     """De-identified copies of the images `path` holds (a file, a folder or a zip) written into the empty folder
@@ -44,8 +46,13 @@ def write_deidentified(path: Path, out: Path, options: IngestOptions) -> Study:
                 ds.save_as(out / f"{number:05d}.dcm", enforce_file_format=True)
             written += 1
     if written == 0:
-        _write_pixels(load_study(path, options=options), out / "image.png")
-    return load_study(out, options=options)
+        _write_pixels(load_study(path, options=options), out / PLAIN_IMAGE)
+    return load_study(copy_source(out), options=options)
+
+
+def copy_source(folder: Path) -> Path:
+    """What to open in a copy's folder: the plain image, or the folder of DICOM images."""
+    return folder / PLAIN_IMAGE if (folder / PLAIN_IMAGE).is_file() else folder
 
 
 def content_id(folder: Path) -> str:
