@@ -14,7 +14,7 @@ import click
 from vesalius import __version__
 from vesalius.agent.errors import AgentError
 from vesalius.agent.kb_cli import kb
-from vesalius.agent.terminal import echo, echo_json
+from vesalius.agent.terminal import echo, echo_json, printable
 from vesalius.agent.user_text import lines
 from vesalius.errors import VesaliusError
 from vesalius.vision.window_presets import PRESETS
@@ -85,6 +85,20 @@ def _progress():
     return show
 
 
+def _tokens():
+    """The model's text as it is generated, on the progress line (its last words), only at a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    said: list[str] = []
+
+    def show(text: str) -> None:
+        said.append(text)
+        tail = " ".join("".join(said).split())[-60:]
+        click.echo(f"\r\033[K… the model: {printable(tail)}", err=True, nl=False)
+
+    return show
+
+
 class _Group(click.Group):
     """Turns every user-facing error into one line and exit code 2, and anything else into a short report."""
 
@@ -124,6 +138,11 @@ _require = click.option("--require-model", is_flag=True, help="fail rather than 
 _json = click.option("--json", "as_json", is_flag=True, help="print the answer as one JSON document")
 _heatmaps = click.option("--heatmaps", type=click.Path(path_type=Path), help="folder for heatmap PNGs")
 _series = click.option("--series", type=int, help="series number, when a folder, zip or DICOMDIR holds several")
+_audience = click.option(
+    "--audience",
+    type=click.Choice(["clinician", "patient"]),
+    help="answer for a clinician or a patient, whatever the wording (default: read from each question); kept by the thread",
+)
 _window = click.option(
     "--window", help=f"display window: {', '.join(PRESETS)}, auto, or CENTER,WIDTH (default: from the question)"
 )
@@ -131,7 +150,7 @@ _window = click.option(
 
 def _study_options(fn):
     """The options shared by `ask` and `chat`."""
-    for option in reversed((_study, _thread, _modality, _series, _window, _require, _json, _heatmaps)):
+    for option in reversed((_study, _thread, _modality, _series, _window, _audience, _require, _json, _heatmaps)):
         fn = option(fn)
     return fn
 
@@ -145,20 +164,25 @@ def main() -> None:
 @main.command()
 @_study_options
 @click.argument("question")
-def ask(study, thread_id, modality, series, window, require_model, as_json, heatmaps, question) -> None:
+def ask(study, thread_id, modality, series, window, audience, require_model, as_json, heatmaps, question) -> None:
     """Answer QUESTION about a study (or about the study of --thread)."""
     with _agent(require_model) as agent:
         options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
-        _emit(agent.ask(question, study=study, thread_id=thread_id, on_step=_progress(), **options), as_json)
+        options["audience"] = audience
+        _emit(
+            agent.ask(question, study=study, thread_id=thread_id, on_step=_progress(), on_token=_tokens(), **options),
+            as_json,
+        )
 
 
 @main.command()
 @_study_options
-def chat(study, thread_id, modality, series, window, require_model, as_json, heatmaps) -> None:
+def chat(study, thread_id, modality, series, window, audience, require_model, as_json, heatmaps) -> None:
     """A conversation about one study: one question per line; an empty line or EOF ends it."""
     if study is None and thread_id is None:
         raise AgentError("no study given", "Pass --study PATH to start, or --thread ID to resume")
     options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
+    options["audience"] = audience
     with _agent(require_model) as agent:
         if thread_id and (earlier := agent.history(thread_id)):
             echo(f"resuming conversation {thread_id} ({len(earlier)} earlier turns)", err=True)
@@ -169,7 +193,9 @@ def chat(study, thread_id, modality, series, window, require_model, as_json, hea
             if not line.strip() or line.strip().lower() in ("exit", "quit"):
                 break
             try:
-                answer = agent.ask(line, study=study, thread_id=thread_id, on_step=_progress(), **options)
+                answer = agent.ask(
+                    line, study=study, thread_id=thread_id, on_step=_progress(), on_token=_tokens(), **options
+                )
             except VesaliusError as exc:  # one failed turn (the model server, say) does not end the conversation
                 _say(exc)
                 continue

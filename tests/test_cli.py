@@ -110,3 +110,14 @@ def test_inspect_prints_the_summary_and_writes_what_a_model_sees(cli, tmp_path):
     assert "Leak^Test" not in p.stdout + (out / "study.json").read_text()
     bad = cli("inspect", tmp_path / "series", "--window", "lungs")
     assert bad.returncode == 2 and "unknown window preset" in bad.stderr
+
+
+def test_the_audience_is_chosen_once_and_kept_by_the_thread(cli, ct_path):
+    first = json.loads(cli("ask", "--json", "--audience", "patient", "--study", ct_path, "Is there an effusion?").stdout)
+    assert first["route"]["audience"] == "patient"  # the wording alone would read as a clinician's question
+    follow = json.loads(cli("ask", "--json", "--thread", first["thread_id"], "What is the attenuation?").stdout)
+    assert follow["route"]["audience"] == "patient"
+    switched = cli("ask", "--json", "--audience", "clinician", "--thread", first["thread_id"], "And now?").stdout
+    assert json.loads(switched)["route"]["audience"] == "clinician"
+    refused = cli("ask", "--audience", "robot", "--study", ct_path, "Is this normal?")
+    assert refused.returncode == 2 and "robot" in refused.stderr

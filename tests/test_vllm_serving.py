@@ -111,6 +111,35 @@ def test_cli_uses_the_server_from_the_environment(cli_env, vllm_server, ct_path)
     assert answer["model"]["image_parts"] == 1 and answer["model"]["prompt_tokens"] > 16
 
 
+def test_at_a_terminal_the_models_text_shows_as_it_arrives(cli_env, vllm_server, ct_path):
+    import os
+    import pty
+
+    env = cli_env | {"VESALIUS_VLM_URL": vllm_server.url, "VESALIUS_VLM_MAX_TOKENS": "16"}
+    vesalius = str(Path(sys.executable).with_name("vesalius"))
+    leader, follower = pty.openpty()  # stderr is a terminal; stdout a pipe
+    p = subprocess.Popen(
+        [vesalius, "ask", "--json", "--require-model", "--study", str(ct_path), "Is there an effusion?"],
+        env=env, stdout=subprocess.PIPE, stderr=follower, text=True,
+    )  # fmt: skip
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = p.communicate(timeout=300)
+    os.close(leader)
+    assert p.returncode == 0
+    text = json.loads(out)["answer"]
+    assert "the model:" in shown.decode("utf-8", "replace")
+    assert "the model:" not in out and text  # the progress line is on the terminal, never in the answer
+
+
 def test_the_models_text_streams_as_it_is_generated(model_settings, ct_path):
     pieces: list[str] = []
     with Vesalius(model_settings) as agent:
