@@ -223,6 +223,29 @@ def _lines(interactive: bool) -> Iterator[str | AgentError]:
 
 
 @main.command()
+@click.argument("thread_id")
+@click.option("--turn", type=int, help="one turn only (1 is the first)")
+@_json
+def trace(thread_id, turn, as_json) -> None:
+    """What happened in each turn of a conversation: step times, route, tools, model use (--json: and the prompt)."""
+    from vesalius.agent.trace import render
+
+    with _agent() as agent:
+        traces = agent.traces(thread_id)
+        if not traces and not agent.thread(thread_id):
+            raise AgentError(f"there is no conversation {thread_id!r}", "Use the id `vesalius chat` printed")
+        if turn is not None:
+            traces = [t for t in traces if t.turn == turn]
+            if not traces:
+                raise AgentError(f"conversation {thread_id} has no traced turn {turn}", "Leave out --turn to see all")
+        for t in traces:
+            if as_json:
+                echo_json(t.model_dump_json())
+            else:
+                echo(render(t))
+
+
+@main.command()
 @_json
 def demo(as_json) -> None:
     """Ask a real question about the CT slice that ships inside pydicom (no download, no model server needed)."""

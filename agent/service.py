@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from vesalius.agent.deps import Deps
 from vesalius.agent.errors import AgentError
 from vesalius.agent.router import plan_route
 from vesalius.agent.state import STATE_VERSION, NewerStateError, upgrade
+from vesalius.agent.trace import TurnTrace, turn_trace
 from vesalius.agent.user_text import user_text
 from vesalius.vision.slices import choose_slices
 from vesalius.vision.windows import auto_window, parse_window
@@ -104,6 +106,10 @@ class Vesalius:
                 "Upgrade Vesalius to continue it, or start a new conversation",
             ) from None
 
+    def traces(self, thread_id: str) -> list[TurnTrace]:
+        """What happened in each turn: step times, route, tools, model use and prompt ([] when there is none)."""
+        return [TurnTrace.model_validate(t) for t in self.thread(thread_id).get("traces") or []]
+
     def history(self, thread_id: str) -> list[Turn]:
         """The finished turns of a conversation, first to last ([] when there is none)."""
         return [Turn.model_validate(turn) for turn in self.thread(thread_id).get("history") or []]
@@ -186,15 +192,24 @@ class Vesalius:
             # Checkpoints are written once, when the graph exits, inside the turn's transaction.
             graph = self._graph.copy({"checkpointer": saver})  # the compiled graph, writing through this turn
             modes = ["updates", "values", "custom"]
+            started = last = time.perf_counter()
+            steps: list[tuple[str, float]] = []
             for mode, chunk in graph.stream(inputs, config, stream_mode=modes, durability="exit"):
-                if mode == "updates" and on_step:
+                if mode == "updates":
+                    now = time.perf_counter()
+                    steps += [(node, (now - last) * 1000) for node in chunk]
+                    last = now
                     for node in chunk:
-                        on_step(node)
+                        if on_step:
+                            on_step(node)
                 elif mode == "custom" and on_token and "token" in chunk:
                     on_token(chunk["token"])
                 elif mode == "values":
                     state = chunk
-            return Answer.model_validate(state["answer"])
+            answer = Answer.model_validate(state["answer"])
+            trace = turn_trace(answer, steps, (time.perf_counter() - started) * 1000, state.get("model_prompt"))
+            graph.update_state(config, {"traces": [trace]}, "compose")  # in the same transaction as the turn
+            return answer
 
     def start_thread(
         self,

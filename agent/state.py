@@ -23,11 +23,13 @@ class AgentState(TypedDict, total=False):
     tool_results: list[dict[str, Any]]
     citations: list[dict[str, Any]]
     model_reply: dict[str, Any] | None
+    model_prompt: list[dict[str, Any]] | None  # what the model was sent, images left out (for the trace)
     model_image_parts: int
     warnings: list[str]
     answer: dict[str, Any]
-    # Across turns: each compose appends the finished turn.
+    # Across turns: each compose appends the finished turn, and `Vesalius.ask` its trace (agent/trace.py).
     history: Annotated[list[dict[str, Any]], operator.add]
+    traces: Annotated[list[dict[str, Any]], operator.add]
     # The layout of this state, so that a thread written by an earlier Vesalius is read through `upgrade`.
     state_version: int
 

@@ -113,7 +113,9 @@ def test_inspect_prints_the_summary_and_writes_what_a_model_sees(cli, tmp_path):
 
 
 def test_the_audience_is_chosen_once_and_kept_by_the_thread(cli, ct_path):
-    first = json.loads(cli("ask", "--json", "--audience", "patient", "--study", ct_path, "Is there an effusion?").stdout)
+    first = json.loads(
+        cli("ask", "--json", "--audience", "patient", "--study", ct_path, "Is there an effusion?").stdout
+    )
     assert first["route"]["audience"] == "patient"  # the wording alone would read as a clinician's question
     follow = json.loads(cli("ask", "--json", "--thread", first["thread_id"], "What is the attenuation?").stdout)
     assert follow["route"]["audience"] == "patient"

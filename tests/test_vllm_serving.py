@@ -172,3 +172,17 @@ def test_the_server_streams_model_tokens_as_events(vllm_server, tmp_path, index_
         assert answer["model"]["used"] and "".join(d["text"] for n, d in events if n == "token")
     finally:
         served.stop()
+
+
+def test_the_trace_keeps_the_prompt_without_images_question_or_phi(model_settings, ct_path):
+    header = pydicom.dcmread(ct_path, stop_before_pixels=True)
+    with Vesalius(model_settings) as agent:
+        answer = agent.ask("Is there a pleural effusion on this CT?", study=ct_path)
+        (trace,) = agent.traces(answer.thread_id)
+    assert trace.model["used"] and trace.prompt
+    flat = json.dumps(trace.prompt)
+    assert '"image_url": "<image>"' in flat and "base64" not in flat
+    assert "Is there a pleural effusion on this CT?" not in flat and "[the question of this turn]" in flat
+    assert "Tool results:" in flat and [s.node for s in trace.steps].count("reason") == 1
+    for phi in (str(header.PatientName), header.PatientID, header.StudyInstanceUID):
+        assert phi not in flat

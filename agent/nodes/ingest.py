@@ -17,6 +17,7 @@ def ingest(state: AgentState, deps: Deps) -> dict[str, Any]:
         "tool_results": [],
         "citations": [],
         "model_reply": None,
+        "model_prompt": None,
         "model_image_parts": 0,
         "warnings": [],
         "answer": {},

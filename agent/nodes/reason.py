@@ -8,6 +8,7 @@ from vesalius.agent.deps import Deps
 from vesalius.agent.errors import ModelServerError
 from vesalius.agent.prompt import build_messages, describe_view
 from vesalius.agent.state import AgentState
+from vesalius.agent.trace import without_images
 
 
 def reason(state: AgentState, deps: Deps) -> dict[str, Any]:
@@ -43,4 +44,5 @@ def reason(state: AgentState, deps: Deps) -> dict[str, Any]:
             raise
         warning = f"{exc.problem}; answered from the tools and the knowledge base instead"
         return {"model_reply": None, "warnings": [*(state.get("warnings") or []), warning]}
-    return {"model_reply": reply.model_dump(), "model_image_parts": images}
+    prompt = without_images(messages)
+    return {"model_reply": reply.model_dump(), "model_image_parts": images, "model_prompt": prompt}
