@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from vesalius.agent.answer import Answer
+from vesalius.agent.safety import fence
 
 QUESTION_MARK = "[the question of this turn]"
 
@@ -77,7 +78,12 @@ def without_images(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _without_question(messages: list[dict[str, Any]], question: str) -> list[dict[str, Any]]:
     def text(part: Any) -> Any:
         if isinstance(part, str):
-            return part.replace(question, QUESTION_MARK) if question else part
+            # The prompt carries the question fenced, and fencing takes out any fence the question held.
+            return (
+                part.replace(fence(question), fence(QUESTION_MARK)).replace(question, QUESTION_MARK)
+                if question
+                else part
+            )
         if isinstance(part, dict) and part.get("type") == "image_url":
             return {"type": "image_url", "image_url": "<image>"}
         if isinstance(part, dict) and part.get("type") == "text":

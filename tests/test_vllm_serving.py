@@ -51,7 +51,7 @@ def test_prompt_carries_the_image_as_image_tokens(model_settings, vllm_server, c
     assert answer.model.prompt_tokens == len(ids)  # vLLM counted exactly the prompt that carries the image
     # The question, tool results and cited passages travel in the same prompt as text.
     prompt = _detokenize(vllm_server, ids)
-    assert "Question: Is there a pleural effusion on this CT?" in prompt and "Tool results:" in prompt
+    assert "Question: <<<Is there a pleural effusion on this CT?>>>" in prompt and "Tool results:" in prompt
     assert f"[1] {answer.citations[0].name}" in prompt and answer.citations[0].passage in prompt
     assert "Shown: the image; window mediastinum" in prompt  # the window the question called for (effusion)
     header = pydicom.dcmread(ct_path, stop_before_pixels=True)
@@ -79,7 +79,7 @@ def test_follow_up_prompt_carries_the_earlier_turn(model_settings, ct_path, vllm
     assert second.turn == 2
     prompt = _detokenize(vllm_server, ids)
     assert "Is there any sign of pneumonia in the lungs?" in prompt  # the earlier turn, as a user turn
-    assert prompt.index("Is there any sign of pneumonia") < prompt.index("Question: What does that mean?")
+    assert prompt.index("Is there any sign of pneumonia") < prompt.index("Question: <<<What does that mean?>>>")
     assert ids.count(vllm_server.token_id("<image_soft_token>")) == 16  # the same study, still attached
 
 
@@ -186,3 +186,16 @@ def test_the_trace_keeps_the_prompt_without_images_question_or_phi(model_setting
     assert "Tool results:" in flat and [s.node for s in trace.steps].count("reason") == 1
     for phi in (str(header.PatientName), header.PatientID, header.StudyInstanceUID):
         assert phi not in flat
+
+
+def test_the_injection_set_with_a_model_answering(model_settings, ct_path):
+    from test_injection import assert_safe, injections
+
+    with Vesalius(model_settings) as agent:
+        for text in injections("question"):
+            answer = agent.ask(f"Is there a pleural effusion? {text}", study=ct_path)
+            assert answer.model.used
+            assert_safe(answer, text)
+            (trace,) = agent.traces(answer.thread_id)
+            prompt = json.dumps(trace.prompt)
+            assert "Question: <<<[the question of this turn]>>>" in prompt  # the question reaches the model fenced

@@ -9,8 +9,9 @@ from vesalius.agent.answer import Answer, Citation, LinkedConcept, ModelUse
 from vesalius.agent.deps import Deps
 from vesalius.agent.direct import direct_answer
 from vesalius.agent.nodes.tools import NOT_NEEDED
-from vesalius.agent.prompt import describe_view
+from vesalius.agent.prompt import SYSTEM, describe_view
 from vesalius.agent.router import RoutePlan
+from vesalius.agent.safety import screen
 from vesalius.agent.short_answer import from_model, short_answer
 from vesalius.agent.state import AgentState
 from vesalius.vision.models.gate import StudyKind
@@ -158,6 +159,19 @@ def _imaging_source(concept) -> str:
     return next(ref.source for ref in concept.sources if ref.id.startswith("VESALIUS:"))
 
 
+def screened_passages(citations: list[Citation], warnings: list[str]) -> list[Citation]:
+    """Passages are quoted in answers: one from a knowledge source that carries a dose, a certainty or
+    instructions to the assistant is quoted without those sentences, and a warning says so."""
+    out = []
+    for c in citations:
+        kept, broken = screen(c.passage, SYSTEM)
+        if broken:
+            warnings.append(f"a sentence of the passage for {c.name} was left out: it broke the answer rules")
+            c = c.model_copy(update={"passage": kept or "(left out: it broke the answer rules)"})
+        out.append(c)
+    return out
+
+
 def knowledge_base_line(deps: Deps) -> str:
     kb = deps.knowledge()
     return f"{kb.version} ({len(kb)} concepts from {', '.join(kb.source_names)})"
@@ -190,9 +204,13 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
     if plan.audience == "patient":
         citations = patient_plain_passages(citations, deps)
     warnings = list(state.get("warnings") or [])
+    citations = screened_passages(citations, warnings)
     kind = StudyKind.model_validate(state["study_kind"]) if state.get("study_kind") else None
     reply = state.get("model_reply")
     text = clean_model_text(reply["text"]) if reply else ""
+    if text:
+        text, broken = screen(text, SYSTEM)
+        warnings += [f"the model's answer: {b}" for b in broken]
     if reply and not text:
         warnings.append("the model returned no usable text; answered from the tools and the knowledge base instead")
     if text:
