@@ -21,6 +21,13 @@ _WHAT = {
     "model": "the language model {source}",
 }
 _SOURCE_WORDS = {"dicom_tags": "the study's DICOM header", "image_gate": "the image gate"}
+# For a patient: what gave the answer, in everyday words.
+_PLAIN = {
+    "yes_no": "a computer program trained on images like yours",
+    "modality": "the information stored with the scan",
+    "vqa": "a computer program that answers questions about images",
+    "model": "a language program",
+}
 
 
 def _by(short: ShortAnswer) -> str:
@@ -69,11 +76,13 @@ def direct_answer(
                 f" ({_chance(short.probability)} chance that this is right)" if short.probability is not None else ""
             )
             lead = "best guess" if unsure else "short answer"
-            text = f"The {lead} from {_by(short)} is {short.text}{chance}{', so it is unsure' if unsure else ''}."
+            text = (
+                f"The {lead} from {_PLAIN[short.kind]} is {short.text}{chance}{', so it is unsure' if unsure else ''}."
+            )
             if other:
                 text += f" Another tool disagrees: {other}."
-            if silent := _unfamiliar(tools, question):
-                text += f" The {silent} was not used: this picture is unlike the ones it learnt from."
+            if _unfamiliar(tools, question):
+                text += " One program was not used: this picture is unlike the ones it learnt from."
             return text + " This is not a diagnosis: please go through it with your doctor."
         if unsure:  # a best guess is not an answer: say so before the word
             text = f"Uncertain; the best guess is {short.text}: {short.basis}, more likely wrong than right [{short.source}]."
@@ -118,5 +127,5 @@ def _cannot_tell(
     why = "; and ".join(reasons) or "no tool here answers this question about this image"
     needed = "a clinician reading the study" + ("" if model_configured else ", or a language model (VESALIUS_VLM_URL)")
     if patient:
-        return f"The tools here cannot tell: {why}. Please ask your doctor, who can read the images themselves."
+        return "The program cannot tell from this picture. Please ask your doctor, who can look at the images."
     return f"Cannot tell from these tools: {why}; it needs {needed}."

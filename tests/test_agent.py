@@ -197,9 +197,14 @@ def test_chest_xray_answer_shows_calibrated_probability_regions_and_heatmap(make
     if p.above_threshold:  # the model's alert comes before everything else, as a likelihood, with advice
         assert a.urgent[0].startswith("pneumonia_classifier: probability of pneumonia")
         assert "not a diagnosis" in a.urgent[0] and "see a clinician" in a.urgent[0]
-    assert "No tool here detects pneumonia" not in a.answer
-    assert f"probability of pneumonia {shown(p.probability)}" in a.answer
-    assert "calibrated on validation" in a.uncertainty and "pneumonia: AUROC" in a.uncertainty
+    assert a.route.audience == "patient"  # "I'm worried": the answer is in plain words, the numbers for the clinician
+    assert "cannot check for pneumonia" not in a.answer
+    chance = f"puts the chance at about {min(99, max(1, round(p.probability * 100)))} in 100"
+    assert chance in a.answer and "can be wrong" in a.uncertainty
+    with Vesalius(make_settings()) as agent:
+        clinician = agent.ask("Is there pneumonia?", study=film, audience="clinician")
+    assert f"probability of pneumonia {shown(p.probability)}" in clinician.answer
+    assert "calibrated on validation" in clinician.uncertainty and "pneumonia: AUROC" in clinician.uncertainty
 
 
 def test_an_image_no_model_knows_is_answered_as_such(make_settings, tmp_path):

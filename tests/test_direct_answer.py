@@ -64,7 +64,7 @@ def test_cannot_tell_says_why_and_what_is_needed():
     assert "'left lower lobe', has probability 0.12, too low to give" in abstained
     assert abstained.endswith("it needs a clinician reading the study.")
     patient = _direct("Is it bad?", FILM, [], patient=True)
-    assert patient.startswith("The tools here cannot tell") and "doctor" in patient
+    assert patient.startswith("The program cannot tell from this picture") and "doctor" in patient
 
 
 def test_a_question_about_a_term_is_answered_by_its_definition():

@@ -92,14 +92,15 @@ def unrecognised_note(kind: StudyKind | None) -> str | None:
 def deterministic_answer(
     plan: RoutePlan, tools: list[ToolResult], citations: list[Citation], kind: StudyKind | None = None
 ) -> str:
+    if plan.audience == "patient":
+        return patient_answer(plan, tools, citations, kind)
     parts = [NO_MODEL_NOTE, ""]
     unrecognised = unrecognised_note(kind) if plan.intent != "explain" else None
     if unrecognised:
         parts += [unrecognised, ""]
     if plan.intent != "explain":
         parts += ["What the image tools measured:", *(f"- {line}" for line in _tools_text(tools)), ""]
-    estimated = {p.label.lower() for t in tools if t.applied and t.tool != VQA_TOOL for p in t.probabilities}
-    named = [c for c in citations if c.matched_term and not any(label in c.name.lower() for label in estimated)]
+    named = unchecked(tools, citations)
     if named and plan.intent != "explain" and not unrecognised:
         names = ", ".join(c.name.lower() for c in named)
         parts += [f"No tool here detects {names}: the measurements above neither show nor exclude it.", ""]
@@ -110,15 +111,58 @@ def deterministic_answer(
                 f" ({c.name} {_URGENCY[c.urgency]}.)" if plan.intent == "explain" and c.urgency in _URGENCY else ""
             )
             parts.append(f"- {c.name} [{c.number}]: {c.passage}{urgency}")
-    if plan.audience == "patient":
-        parts += [
-            "",
-            "This is general information, not a diagnosis. Please go through your images and results with your doctor.",
-        ]
     return "\n".join(parts).strip()
 
 
-def uncertainty_statement(source: str, tools: list[ToolResult], model_name: str | None) -> str:
+def unchecked(tools: list[ToolResult], citations: list[Citation]) -> list[Citation]:
+    """The concepts the question names that no trained tool here estimated."""
+    estimated = {p.label.lower() for t in tools if t.applied and t.tool != VQA_TOOL for p in t.probabilities}
+    return [c for c in citations if c.matched_term and not any(label in c.name.lower() for label in estimated)]
+
+
+PATIENT_CLOSE = (
+    "This is general information, not a diagnosis. Please go through your images and results with your doctor."
+)
+
+
+def patient_answer(
+    plan: RoutePlan, tools: list[ToolResult], citations: list[Citation], kind: StudyKind | None = None
+) -> str:
+    """The same answer in plain words: short sentences, no tool names or units, what the words in the question
+    mean, and the advice to see a doctor. The measurements stay in the details for the clinician."""
+    parts = [
+        "A computer program wrote this answer from measurements of your image and a medical reference. No doctor has checked it.",
+        "",
+    ]
+    if plan.intent != "explain":
+        if unrecognised_note(kind):
+            parts += ["The program could not read this kind of picture, so it cannot say what it shows.", ""]
+        elif any(t.applied for t in tools):
+            for t in tools:
+                for p in t.probabilities if t.applied and t.model is not None and t.tool != VQA_TOOL else []:
+                    chance = f"about {min(99, max(1, round(p.probability * 100)))} in 100"
+                    line = f"A program trained to spot {p.label} on pictures like this one puts the chance at {chance}."
+                    if p.in_training_range is False:
+                        line += " But this picture is unlike the ones it learnt from, so that number means little here."
+                    parts.append(line)
+            parts += ["The program measured your image. The numbers are listed for your doctor below this answer.", ""]
+        if named := ", ".join(c.name.lower() for c in unchecked(tools, citations)):
+            parts += [f"The program here cannot check for {named}. So it can neither find it nor rule it out.", ""]
+    if citations:
+        parts.append("What the words in your question mean:")
+        parts += [f"- {c.name} [{c.number}]: {c.passage}" for c in citations]
+        parts.append("")
+    parts.append(PATIENT_CLOSE)
+    return "\n".join(parts).strip()
+
+
+def uncertainty_statement(source: str, tools: list[ToolResult], model_name: str | None, patient: bool = False) -> str:
+    if patient:
+        wrote = "A language program wrote part of this answer, and it can make mistakes. " if source == "model" else ""
+        return (
+            f"{wrote}Computer programs can be wrong, most of all on pictures unlike the ones they learnt from. "
+            "Only a doctor who knows you can say what your images mean for you."
+        )
     heuristic = any(t.applied and t.caveats and t.model is None for t in tools)
     trained = [t for t in tools if t.applied and t.model is not None]
     base = "Nothing here is a diagnosis: a clinician must interpret the study."
@@ -266,7 +310,7 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         answer=text,
         answer_source=source,
         model=model,
-        uncertainty=uncertainty_statement(source, tools, model.name),
+        uncertainty=uncertainty_statement(source, tools, model.name, patient=plan.audience == "patient"),
         citations=citations,
         knowledge_base=knowledge_base_line(deps),
         linked_concepts=[
