@@ -76,6 +76,7 @@ def test_upload_ask_and_see_the_answer_findings_and_heatmap(browser, web_server)
     page.wait_for_selector(".direct", timeout=120_000)
     direct = page.inner_text(".direct")
     assert direct and page.inner_text("#messages").index(direct) < page.inner_text("#messages").index("Findings")
+    assert page.inner_text("#messages").count(direct) == 1  # said once, first
     table = page.inner_text("table")
     assert "calibrated probabilities, not verdicts" in table and "vqa_model" in table
     page.wait_for_selector("#overlay:not([hidden])")

@@ -229,7 +229,11 @@ function renderAnswer(answer) {
   const box = document.createElement("div");
   for (const note of answer.urgent || []) box.append(el("p", note, "urgent"));
   box.append(el("p", answer.direct_answer, "direct"));
-  box.append(withCitations(answer.answer, answer.thread_id, answer.turn));
+  // The answer text opens with the direct answer, already shown above it.
+  const body = answer.answer.startsWith(answer.direct_answer)
+    ? answer.answer.slice(answer.direct_answer.length).trim()
+    : answer.answer;
+  box.append(withCitations(body, answer.thread_id, answer.turn));
   box.append(el("p", answer.uncertainty, "uncertainty"));
   const findings = findingsTable(answer.tools || []);
   if (findings) box.append(findings);
