@@ -187,6 +187,7 @@ def test_chest_xray_answer_shows_calibrated_probability_regions_and_heatmap(make
     film = paths[int(np.flatnonzero(held & (labels == 1))[0])]  # a validation patient with pneumonia
     with Vesalius(make_settings()) as agent:
         a = agent.ask("Is there pneumonia? I'm worried.", study=film, heatmap_dir=tmp_path)
+        clinician = agent.ask("Is there pneumonia?", study=film, audience="clinician")
     tools = {t.tool: t for t in a.tools}
     assert a.study_kind.kind == "chest_xray_frontal" and a.study_kind.source == "image_classifier"
     [p] = tools["pneumonia_classifier"].probabilities
@@ -201,8 +202,6 @@ def test_chest_xray_answer_shows_calibrated_probability_regions_and_heatmap(make
     assert "cannot check for pneumonia" not in a.answer
     chance = f"puts the chance at about {min(99, max(1, round(p.probability * 100)))} in 100"
     assert chance in a.answer and "can be wrong" in a.uncertainty
-    with Vesalius(make_settings()) as agent:
-        clinician = agent.ask("Is there pneumonia?", study=film, audience="clinician")
     assert f"probability of pneumonia {shown(p.probability)}" in clinician.answer
     assert "calibrated on validation" in clinician.uncertainty and "pneumonia: AUROC" in clinician.uncertainty
 
