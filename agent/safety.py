@@ -7,6 +7,7 @@ Untrusted text reaches the model fenced (`fence`) and named as data, never as in
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 OPEN, CLOSE = "<<<", ">>>"
 _DOSING = re.compile(
@@ -30,7 +31,7 @@ def fence(text: str) -> str:
 
 def screen(text: str, instructions: str) -> tuple[str, list[str]]:
     """`text` without the sentences that break a rule, and one warning per kind of sentence left out."""
-    secret = _shingles(instructions)
+    secret = _instruction_shingles(instructions)
     kept, reasons = [], []
     for sentence in filter(str.strip, _SENTENCE.split(text)):
         if reason := _broken_rule(sentence, secret):
@@ -41,7 +42,7 @@ def screen(text: str, instructions: str) -> tuple[str, list[str]]:
     return "\n".join(kept) if reasons else text, warnings
 
 
-def _broken_rule(sentence: str, secret: set[tuple[str, ...]]) -> str | None:
+def _broken_rule(sentence: str, secret: frozenset[tuple[str, ...]]) -> str | None:
     if _DOSING.search(sentence):
         return "a dose or a prescription (Vesalius gives neither: ask a clinician)"
     if _CERTAIN.search(sentence):
@@ -49,6 +50,11 @@ def _broken_rule(sentence: str, secret: set[tuple[str, ...]]) -> str | None:
     if secret & _shingles(sentence):
         return "the assistant's own instructions"
     return None
+
+
+@lru_cache(maxsize=8)  # the instructions are the same on every call: split them once
+def _instruction_shingles(instructions: str) -> frozenset[tuple[str, ...]]:
+    return frozenset(_shingles(instructions))
 
 
 def _shingles(text: str) -> set[tuple[str, ...]]:

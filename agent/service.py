@@ -175,14 +175,8 @@ class Vesalius:
             if requested := plan_route(question, {}).images:
                 choose_slices(loaded, count=1, requested=requested)
             inputs = {
-                "state_version": STATE_VERSION,
-                "thread_id": thread_id,
+                **_thread_values(thread_id, study_path, modality, series, window, audience),
                 "question": question,
-                "study_path": study_path,
-                "modality": modality,
-                "series": series,
-                "window": window,
-                "audience": _audience(audience),
                 "heatmap_dir": str(heatmaps) if heatmap_dir else None,
             }
             if known.get("history") and stored.get("state_version") != STATE_VERSION:
@@ -199,8 +193,8 @@ class Vesalius:
                     now = time.perf_counter()
                     steps += [(node, (now - last) * 1000) for node in chunk]
                     last = now
-                    for node in chunk:
-                        if on_step:
+                    if on_step:
+                        for node in chunk:
                             on_step(node)
                 elif mode == "custom" and on_token and "token" in chunk:
                     on_token(chunk["token"])
@@ -227,14 +221,8 @@ class Vesalius:
         if window:
             parse_window(window)
         thread_id = uuid.uuid4().hex[:12]
-        values: dict[str, Any] = {
-            "state_version": STATE_VERSION,
-            "thread_id": thread_id,
-            "study_path": study_path,
-            "modality": modality,
-            "series": series,
-            "window": window,
-            "audience": _audience(audience),
+        values = {
+            **_thread_values(thread_id, study_path, modality, series, window, audience),
             "study": loaded.summary.model_dump(mode="json"),
         }
         with self.store.turn(thread_id) as saver:
@@ -371,6 +359,21 @@ class Vesalius:
 
 
 Audience = Literal["clinician", "patient"]
+
+
+def _thread_values(
+    thread_id: str, study_path: str, modality: str | None, series: int | None, window: str | None, audience: str | None
+) -> dict[str, Any]:
+    """What a thread keeps between turns: its study and the settings it was opened or last asked with."""
+    return {
+        "state_version": STATE_VERSION,
+        "thread_id": thread_id,
+        "study_path": study_path,
+        "modality": modality,
+        "series": series,
+        "window": window,
+        "audience": _audience(audience),
+    }
 
 
 def _audience(audience: str | None) -> str | None:

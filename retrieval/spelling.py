@@ -26,6 +26,7 @@ from vesalius.retrieval.terms import WORD, english_words
 
 _WORD = re.compile(r"[a-z]+")
 MIN_LENGTH = 5  # shorter words have too many neighbours one edit away to guess between
+MAX_LENGTH = 50  # a longer run of letters is no misspelt term (its deletions would grow as n squared)
 TWO_EDITS_FROM = 6  # and words shorter than this too many two edits away
 SOUNDS_ALIKE = 3  # edits allowed to a word that sounds (almost) the same: "chrons" -> "crohn" is three
 READINGS = 5  # suggestions kept per word for `corrections`
@@ -141,7 +142,12 @@ class Speller:
 
     def suggestions(self, word: str, limit: int = READINGS) -> list[str]:
         """Base words the typed word may have meant, most likely first; none for a word the base or English knows."""
-        if len(word) < MIN_LENGTH or word in self.counts or not word.isalpha() or word in english_words():
+        if (
+            not MIN_LENGTH <= len(word) <= MAX_LENGTH
+            or word in self.counts
+            or not word.isalpha()
+            or word in english_words()
+        ):
             return []
         most = 2 if len(word) >= TWO_EDITS_FROM else 1
         typed = {word, *_deletes(word)}

@@ -14,11 +14,13 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,11 +30,13 @@ from starlette.exceptions import HTTPException
 from vesalius import __version__
 from vesalius.agent.answer import Answer, Turn
 from vesalius.agent.config import Settings, load_settings
+from vesalius.agent.conversations import THREAD_ID
 from vesalius.agent.service import Vesalius
 from vesalius.errors import VesaliusError
 from vesalius.server.guards import JSON_BODY_BYTES, BodyLimit, RateLimiter, token_matches
 from vesalius.server.studies import StudyStore
 from vesalius.server.uploads import Upload, UploadError
+from vesalius.vision import coded
 from vesalius.vision.errors import StudyError
 from vesalius.vision.study import Study, StudySummary
 from vesalius.vision.windows import auto_window, parse_window
@@ -141,8 +145,6 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
     async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail), "hint": "See /openapi.json"}, exc.status_code)
 
-    from fastapi.exceptions import RequestValidationError
-
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
@@ -211,10 +213,6 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
             options = vesalius.deps.ingest_options()
             modality = upload.fields.get("modality") or None
             if modality:
-                from dataclasses import replace
-
-                from vesalius.vision import coded
-
                 options = replace(options, modality=coded.user_modality(modality))
             study_id, summary = await asyncio.to_thread(studies.add, upload.files, scratch, options)
         return StudyCreated(study_id=study_id, summary=summary)
@@ -379,8 +377,6 @@ async def _events(run: Callable[..., dict[str, Any]]) -> AsyncIterator[str]:
 
 
 def _thread_id(thread_id: str) -> str:
-    from vesalius.agent.conversations import THREAD_ID
-
     if not THREAD_ID.fullmatch(thread_id):
         raise _Problem(404, f"there is no conversation {thread_id[:40]!r}", "Check the id")
     return thread_id

@@ -46,12 +46,9 @@ class StudyStore:
         summary. Nothing is stored when the study is refused."""
         if not files:
             raise StudyError("the upload has no files", "Send DICOM files, a zip of a series, or a PNG/JPEG/TIFF")
-        source = files[0] if len(files) == 1 else files[0].parent
         out = scratch / "deidentified"
         out.mkdir()
-        if source == files[0].parent:
-            source = _moved(files, scratch / "upload")
-        write_deidentified(source, out, options)
+        copy = write_deidentified(files[0] if len(files) == 1 else files[0].parent, out, options)
         if options.modality and (out / PLAIN_IMAGE).exists():  # a plain image carries no modality of its own
             (out / "modality").write_text(options.modality)
         study_id = content_id(out)
@@ -59,10 +56,11 @@ class StudyStore:
         try:
             os.rename(out, target)  # atomic; a study that is already there stays as it is
         except OSError:
-            if not (target / _first(target)).exists():
+            if not target.is_dir():
                 raise
         (target / "heatmaps").mkdir(exist_ok=True)
-        return study_id, self.summary(study_id, options)
+        # The store's id, not the content hash ingestion gives the folder: one id for the study everywhere.
+        return study_id, copy.summary.model_copy(update={"study_id": study_id})
 
     def path(self, study_id: str) -> Path | None:
         if not STUDY_ID.fullmatch(study_id):
@@ -86,19 +84,6 @@ class StudyStore:
         folder = path.parent if path.name == PLAIN_IMAGE else path
         return folder.name if folder.parent == self.root.resolve() and STUDY_ID.fullmatch(folder.name) else None
 
-    def summary(self, study_id: str, options: IngestOptions) -> StudySummary:
-        from dataclasses import replace
-
-        from vesalius.vision.ingest import load_study
-
-        found = self.source(study_id)
-        if found is None:
-            raise StudyError(f"there is no study {study_id[:40]!r}", "Upload it with POST /api/studies")
-        path, modality = found
-        loaded = load_study(path, options=replace(options, modality=modality or options.modality))
-        # The store's id, not the content hash ingestion gives the folder: one id for the study everywhere.
-        return loaded.summary.model_copy(update={"study_id": study_id})
-
     def heatmaps(self, study_id: str) -> Path | None:
         path = self.path(study_id)
         return path / "heatmaps" if path else None
@@ -112,15 +97,3 @@ class StudyStore:
         os.rename(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
         return True
-
-
-def _moved(files: list[Path], folder: Path) -> Path:
-    folder.mkdir()
-    for f in files:
-        os.rename(f, folder / f.name)
-    return folder
-
-
-def _first(folder: Path) -> str:
-    names = sorted(n for n in os.listdir(folder) if n not in ("heatmaps", "modality"))
-    return names[0] if names else "missing"

@@ -246,3 +246,12 @@ def test_sources_merge_under_one_cui_with_every_definition_and_code(shared_data,
     parent = next(r for r in c.relations if r.kind == "is_a")
     assert parent.target == "DOID:850" and kb.concept(parent.target).preferred_name == "lung disease"
     assert json.loads((report.path / "manifest.json").read_text())["sources"]["DOID 2024-01-31"] == 2
+
+
+def test_an_endless_word_is_left_alone_at_once():
+    import time
+
+    speller = Speller.from_texts(["pneumothorax pleural effusion meningioma"])
+    started = time.monotonic()
+    assert speller.suggest("pneumothoraxx" * 300) is None and speller.correct("a " + "x" * 4000) is None
+    assert time.monotonic() - started < 2  # its deletions (n squared) are never made

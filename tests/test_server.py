@@ -311,3 +311,34 @@ def test_shutdown_lets_the_answer_in_flight_finish(tmp_path, index_cache):
 
     with Vesalius(load_settings({"HOME": str(tmp_path / "home"), "VESALIUS_DATA_DIR": str(tmp_path / "data")})) as v:
         assert [t.turn for t in v.history(thread)] == [1]  # and it was stored whole
+
+
+def test_a_hostile_modality_field_is_refused(http):
+    png = io.BytesIO()
+    from PIL import Image
+
+    Image.new("L", (32, 32), 50).save(png, format="PNG")
+    for modality in (b"ZZ-NOT-A-CODE", b"\xff\xfe\x00bad", b"CR" * 200):
+        refused = http.post(
+            "/api/studies", files=[("files", ("x.png", png.getvalue()))], data={"modality": modality.decode("latin-1")}
+        )
+        assert 400 <= refused.status_code < 500, (modality, refused.status_code, refused.text)
+        assert set(refused.json()) == {"error", "hint"}
+
+
+def test_the_same_study_uploaded_twice_at_once_is_one_study(server, http, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    slices = write_series(tmp_path / "twice", 3, patient_name="Twice^Terry")
+    files = [("files", (f"{i}.dcm", p.read_bytes())) for i, p in enumerate(slices)]
+    with ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda _: http.post("/api/studies", files=files), range(2)))
+    assert [r.status_code for r in replies] == [201, 201], [r.text for r in replies]
+    (study,) = {r.json()["study_id"] for r in replies}
+    assert sorted(p.name for p in (server.store / study).iterdir()) == [
+        "00000.dcm",
+        "00001.dcm",
+        "00002.dcm",
+        "heatmaps",
+    ]
+    assert _files_under(server.store / ".incoming") == []

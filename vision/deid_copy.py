@@ -34,7 +34,7 @@ def write_deidentified(path: Path, out: Path, options: IngestOptions) -> Study:
     """De-identified copies of the images `path` holds (a file, a folder or a zip) written into the empty folder
     `out`; returns the study as loaded back from `out`. Ingestion checks `path` first, with all its limits, so
     a file it would refuse is refused here before anything is written."""
-    load_study(path, options=options)
+    source = load_study(path, options=options)
     written = 0
     with ExitStack() as stack:
         for number, (label, data) in enumerate(_dicom_files(path, options, stack)):
@@ -46,7 +46,7 @@ def write_deidentified(path: Path, out: Path, options: IngestOptions) -> Study:
                 ds.save_as(out / f"{number:05d}.dcm", enforce_file_format=True)
             written += 1
     if written == 0:
-        _write_pixels(load_study(path, options=options), out / PLAIN_IMAGE)
+        _write_pixels(source, out / PLAIN_IMAGE)
     return load_study(copy_source(out), options=options)
 
 
