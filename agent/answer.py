@@ -6,12 +6,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from vesalius.agent.claims import Claim
+from vesalius.agent.compare import Comparison
+from vesalius.agent.follow_up import FollowUp
 from vesalius.agent.router import RoutePlan
 from vesalius.agent.schema import SCHEMA_VERSION
 from vesalius.agent.short_answer import ShortAnswer
 from vesalius.vision.deid_record import DeidRecord
 from vesalius.vision.models.gate import StudyKind
-from vesalius.vision.study import StudySummary
+from vesalius.vision.study import Study, StudySummary
 from vesalius.vision.tools.base import ToolResult
 
 
@@ -58,6 +61,11 @@ class ModelUse(BaseModel):
     image_parts: int = 0
 
 
+class Clarification(BaseModel):
+    question: str
+    options: list[str]
+
+
 class Answer(BaseModel):
     schema_version: str = SCHEMA_VERSION
     thread_id: str
@@ -88,6 +96,51 @@ class Answer(BaseModel):
     knowledge_base: str = Field(description="the knowledge base version and its sources")
     linked_concepts: list[LinkedConcept] = Field(description="concepts named in the question and in the answer")
     warnings: list[str]
+    follow_up: FollowUp | None = Field(
+        None, description="how the question leans on the previous turn, when it does (schema 8)"
+    )
+    comparison: Comparison | None = Field(
+        None, description="the thread's prior study against this one, per tool, when compared (schema 8)"
+    )
+    clarification: Clarification | None = Field(
+        None,
+        description="a question Vesalius asks before it can answer (which series, ...); the next message on the "
+        "thread answers it, and the original question is then answered (schema 8)",
+    )
+    claims: list[Claim] = Field(
+        default_factory=list,
+        description="each sentence of `answer` with the tool output, passage, study header or model reading that "
+        "supports it; a model sentence with none is flagged (schema 8)",
+    )
+
+
+def clarification(thread_id: str, question: str, study: Study, asked: dict, turn: int) -> Answer:
+    """The answer of a turn that stopped to ask: the clarifying question is its direct answer, nothing was measured."""
+    c = Clarification.model_validate(asked)
+    text = "\n".join([c.question, *(f"- {o}" for o in c.options)])
+    return Answer(
+        thread_id=thread_id,
+        turn=turn,
+        question=question,
+        study=study.summary,
+        shown="nothing yet: waiting for the answer to the question above",
+        deidentification=study.deid,
+        route=RoutePlan(tools=[], reasons={}, audience="clinician", intent="describe"),
+        study_kind=None,
+        tools=[],
+        urgent=[],
+        short_answer=None,
+        direct_answer=c.question,
+        answer=text,
+        answer_source="tools_and_knowledge",
+        model=ModelUse(used=False),
+        uncertainty="Nothing was measured yet: Vesalius needs the answer to its question first.",
+        citations=[],
+        knowledge_base="",
+        linked_concepts=[],
+        warnings=[],
+        clarification=c,
+    )
 
 
 class Turn(BaseModel):

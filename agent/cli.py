@@ -163,12 +163,21 @@ def main() -> None:
 
 @main.command()
 @_study_options
+@click.option(
+    "--prior",
+    type=click.Path(path_type=Path),
+    help="an earlier study of the same patient: the answer compares it with --study, tool by tool",
+)
 @click.argument("question")
-def ask(study, thread_id, modality, series, window, audience, require_model, as_json, heatmaps, question) -> None:
-    """Answer QUESTION about a study (or about the study of --thread)."""
+def ask(
+    study, thread_id, modality, series, window, audience, require_model, as_json, heatmaps, prior, question
+) -> None:
+    """Answer QUESTION about a study (or about the study of --thread). --study with --thread opens a second study in
+    the thread, compared with the first."""
     with _agent(require_model) as agent:
         options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
         options["audience"] = audience
+        options["prior"] = prior
         _emit(
             agent.ask(question, study=study, thread_id=thread_id, on_step=_progress(), on_token=_tokens(), **options),
             as_json,

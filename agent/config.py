@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from vesalius.agent.errors import AgentError
 
@@ -28,15 +28,29 @@ def _home(env: Mapping[str, str]) -> Path:
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    vlm_url: str | None = None  # OpenAI-compatible base URL of a vLLM server, e.g. http://127.0.0.1:8000/v1
+    # OpenAI-compatible base URL of a vLLM server, e.g. http://127.0.0.1:8000/v1; several, comma-separated, are
+    # tried in order, and the client stays with the one that answered last.
+    vlm_url: str | None = None
     vlm_model: str | None = None  # served model name; default: the first model the server lists
     vlm_api_key: str | None = None
     vlm_timeout_s: float = Field(120.0, gt=0, le=3600)
     vlm_max_tokens: int = Field(384, ge=1, le=32768)
     vlm_extra_body: dict[str, Any] = {}  # server-specific request fields, e.g. {"return_token_ids": true} for vLLM
+    # A busy server (429, 5xx), a time-out or a refused connection is tried again this many times, after a pause
+    # starting at vlm_backoff_s and doubling (or the server's Retry-After, up to 30 s).
+    vlm_retries: int = Field(2, ge=0, le=10)
+    vlm_backoff_s: float = Field(0.5, ge=0, le=60)
+    # "transformers": the model in vlm_model_dir, run in this process on the CPU (slow; no server needed).
+    vlm_backend: Literal["server", "transformers"] = "server"
+    vlm_model_dir: Path | None = Field(None, validate_default=True)
     # MedGemma's input resolution; larger images are shrunk before sending
     vlm_image_max_side: int = Field(896, ge=32, le=8192)
     vlm_max_images: int = Field(1, ge=1, le=16)  # slices of a volume sent per question (the server must allow them)
+    # Who chooses the tools: the model through structured outputs ("model"), the word rules ("rules"), or the
+    # model when one is configured ("auto"). The rules stay the fallback whatever is chosen.
+    planner: Literal["auto", "rules", "model"] = "auto"
+    # A sentence of the model's with no support in the tools, the study or the sources: marked, or left out.
+    unsupported_sentences: Literal["flag", "remove"] = "flag"
     require_model: bool = False  # fail instead of answering from the tools when the model server fails
     cache_dir: Path  # knowledge bases (unless kb_dir is set), heatmaps
     data_dir: Path  # conversation threads (threads.sqlite), the de-identification key, uploaded studies
@@ -76,12 +90,24 @@ class Settings(BaseModel):
 
     @field_validator("vlm_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
+    def _http_urls(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parsed = urlsplit(value)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1")
+        urls = [u.strip() for u in value.split(",")]
+        for url in urls:
+            parsed = urlsplit(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ValueError(
+                    f"{url!r} is not an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1"
+                    " (several are separated by commas)"
+                )
+        return ",".join(urls)
+
+    @field_validator("vlm_model_dir")
+    @classmethod
+    def _model_dir_for_transformers(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None and info.data.get("vlm_backend") == "transformers":
+            raise ValueError("vlm_backend 'transformers' needs the folder of a local model here")
         return value
 
     @field_validator("vlm_extra_body", mode="before")

@@ -9,16 +9,17 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vesalius.agent.config import Settings
 from vesalius.agent.errors import AgentError
 
 if TYPE_CHECKING:  # each part loads on first use: looking up a code never imports torch, FAISS or pydicom
-    from vesalius.agent.vlm_client import VlmClient
+    from vesalius.agent.vlm_client import ChatModel
     from vesalius.retrieval.search import KnowledgeBase
     from vesalius.vision.options import IngestOptions
     from vesalius.vision.study import Study
@@ -57,13 +58,33 @@ class Deps:
         return self._question_encoder.encode([question])[0]
 
     @cached_property
-    def vlm(self) -> VlmClient | None:
+    def vlm(self) -> ChatModel | None:
+        """The model backend the settings name: a local model folder, else the model server(s), else none."""
         s = self.settings
-        if not s.vlm_url:
-            return None
-        from vesalius.agent.vlm_client import VlmClient
+        made: ChatModel
+        if s.vlm_backend == "transformers" and s.vlm_model_dir is not None:  # the settings require the folder
+            from vesalius.agent.local_model import LocalModel
 
-        return VlmClient(s.vlm_url, s.vlm_model, s.vlm_api_key, s.vlm_timeout_s, s.vlm_extra_body)
+            made = LocalModel(s.vlm_model_dir, s.vlm_model)  # loads on the first question that needs it
+        elif s.vlm_url:
+            from vesalius.agent.vlm_client import VlmClient
+
+            made = VlmClient(
+                s.vlm_url,
+                s.vlm_model,
+                s.vlm_api_key,
+                s.vlm_timeout_s,
+                s.vlm_extra_body,
+                retries=s.vlm_retries,
+                backoff_s=s.vlm_backoff_s,
+            )
+        else:
+            return None
+        # The agent's threads may ask at once (cached_property has no lock from Python 3.12): one backend wins.
+        kept = self.__dict__.setdefault("vlm", made)
+        if kept is not made:
+            made.close()
+        return kept
 
     def knowledge(self) -> KnowledgeBase:
         if self._knowledge is None:
@@ -130,7 +151,7 @@ class Deps:
         with self._studies_lock:
             self._studies.pop(_study_key(path, modality, series), None)
 
-    def view(self, state: dict, *, windowed: bool = True) -> Study:
+    def view(self, state: Mapping[str, Any], *, windowed: bool = True) -> Study:
         """The thread's study focused on the image, and with `windowed` the window, this turn chose (nodes.route)."""
         study = self.study(state["study_path"], state.get("modality"), state.get("series"))
         view = state.get("view") or {}

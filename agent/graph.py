@@ -1,4 +1,4 @@
-"""The agent as a LangGraph StateGraph: ingest -> route -> (tools) -> retrieve -> (reason) -> compose."""
+"""The agent as a LangGraph StateGraph: ingest -> route -> (tools | retrieve, side by side) -> (reason) -> compose."""
 
 from __future__ import annotations
 
@@ -36,8 +36,10 @@ def build_graph(deps: Deps, checkpointer: Checkpointer = None):
     g.add_node("compose", _bind(compose, deps))
     g.add_edge(START, "ingest")
     g.add_edge("ingest", "route")
+    # The tools read pixels and the retrieval reads the question: neither waits for the other. Both branches lead
+    # on to the same step, which runs once when both are done.
     g.add_conditional_edges("route", after_route, ["tools", "retrieve"])
-    g.add_edge("tools", "retrieve")
+    g.add_conditional_edges("tools", _bind(after_retrieve, deps), ["reason", "compose"])
     g.add_conditional_edges("retrieve", _bind(after_retrieve, deps), ["reason", "compose"])
     g.add_edge("reason", "compose")
     g.add_edge("compose", END)

@@ -59,10 +59,23 @@ def render_text(a: Answer) -> str:
             out += [f"      caveat: {c}" for c in t.caveats]
         else:
             out.append(f"  - {t.tool}: not run ({t.reason})")
+    if c := a.comparison:
+        out += ["", f"Compared with the prior study {c.prior_study_id} ({c.prior_from})"]
+        out += [f"  {ch.tool}: {ch.prior} -> {ch.current}: {ch.change}" for ch in c.changes]
+        if c.note:
+            out.append(f"  note: {c.note}")
     source = f"model {a.model.name}" if a.model.used else "tools and knowledge base, no language model"
     out += ["", f"Answer   ({source})"]
     body = a.answer.removeprefix(a.direct_answer).lstrip("\n")  # the direct answer is already the first line shown
     out += [f"  {line}" if line else "" for line in body.splitlines()]
+    evidenced = [c for c in a.claims if c.evidence or not c.supported]
+    if evidenced:
+        out += ["", "Claims   (each sentence and what supports it; ? = nothing here supports it)"]
+        for claim in evidenced:
+            refs = ", ".join(dict.fromkeys(e.ref for e in claim.evidence)) or "no support found"
+            mark = "?" if not claim.supported else "·"
+            text = claim.sentence if len(claim.sentence) <= 80 else claim.sentence[:77] + "..."
+            out.append(f"  {mark} {text}  <- {refs}")
     out += ["", f"Uncertainty  {a.uncertainty}"]
     if a.citations:
         out += ["", "Citations"]

@@ -174,6 +174,8 @@ class RoutePlan(BaseModel):
     focus: str | None = None  # the tissue whose slices to show
     view_reason: str | None = None
     images: list[int] = []  # 1-based slice or frame numbers the question names
+    planner: Literal["rules", "model"] = "rules"
+    planner_note: str | None = None  # why the model did not plan when one was asked to
 
 
 def _has(text: str, stems: tuple[str, ...]) -> str | None:

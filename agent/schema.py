@@ -11,7 +11,7 @@ import sys
 from importlib import resources
 from typing import Any
 
-SCHEMA_VERSION = "7"
+SCHEMA_VERSION = "8"
 
 
 def schema_file(version: str = SCHEMA_VERSION):

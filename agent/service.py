@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from vesalius.agent.answer import Answer, Turn
+from vesalius.agent.answer import Answer, Turn, clarification
 from vesalius.agent.config import Settings, load_settings
 from vesalius.agent.deps import Deps
 from vesalius.agent.errors import AgentError
@@ -126,6 +126,7 @@ class Vesalius:
         on_step: Callable[[str], None] | None = None,
         audience: Audience | None = None,
         on_token: Callable[[str], None] | None = None,
+        prior: str | Path | None = None,
     ) -> Answer:
         """Answer `question` about `study` (or the thread's study). Everything is checked before the thread is touched,
         and the turn is stored whole or not at all; turns on one thread run one at a time.
@@ -134,10 +135,15 @@ class Vesalius:
         "center,width"; `audience` answers for a clinician or a patient whatever the question's wording. All three
         stay with the thread. `on_step` is called with each graph node's name as it finishes, `on_token` with each
         piece of the model's text as the model server streams it (the answer itself comes whole at the end).
+
+        A second study in a thread (`study` with `thread_id`), or `prior` given, makes the earlier one the prior:
+        this turn, and any later one that asks what changed, compares the two tool by tool.
         """
         question = user_text(question)
         if study is not None:
             study = user_path(study, "study path")
+        if prior is not None:
+            prior = user_path(prior, "prior study path")
         heatmaps = writable_folder(
             heatmap_dir or self.settings.cache_dir / "heatmaps",
             "the heatmap folder" if heatmap_dir else "the cache folder (VESALIUS_CACHE_DIR)",
@@ -149,7 +155,7 @@ class Vesalius:
             )
         new_thread = thread_id is None
         thread_id = thread_id or uuid.uuid4().hex[:12]
-        from langgraph.types import Overwrite
+        from langgraph.types import Command, Overwrite
 
         with self.store.turn(thread_id) as saver:
             stored = {} if new_thread else self._stored(thread_id)
@@ -170,6 +176,17 @@ class Vesalius:
             loaded = self.deps.study(study_path, modality, series, fresh=True)
             if follow_up:
                 _same_study(known, loaded.summary.study_id, study_path, thread_id)
+            elif known:
+                audience = audience or known.get("audience")  # a new study in the thread, for the same reader
+            earlier = _prior(known, loaded.summary.study_id) if not follow_up else None
+            if prior is not None:
+                prior_path = str(Path(prior).resolve())
+                earlier = {
+                    "path": prior_path,
+                    "modality": modality,
+                    "series": None,
+                    "study_id": self.deps.study(prior_path, modality, None, fresh=True).summary.study_id,
+                }
             if window:
                 parse_window(window)
             if requested := plan_route(question, {}).images:
@@ -178,6 +195,8 @@ class Vesalius:
                 **_thread_values(thread_id, study_path, modality, series, window, audience),
                 "question": question,
                 "heatmap_dir": str(heatmaps) if heatmap_dir else None,
+                "compare_now": earlier is not None,
+                **({"prior": earlier} if earlier is not None else {}),
             }
             if known.get("history") and stored.get("state_version") != STATE_VERSION:
                 # This turn stores the thread in the current layout; the history channel only appends otherwise.
@@ -185,11 +204,18 @@ class Vesalius:
             config = {"configurable": {"thread_id": thread_id, "stream_tokens": on_token is not None}}
             # Checkpoints are written once, when the graph exits, inside the turn's transaction.
             graph = self._graph.copy({"checkpointer": saver})  # the compiled graph, writing through this turn
+            waiting = follow_up and bool(graph.get_state(config).interrupts)
+            # A thread waiting on a clarifying question takes this message as its answer and goes on from there.
+            run: Any = Command(resume=question) if waiting else inputs
             modes = ["updates", "values", "custom"]
             started = last = time.perf_counter()
             steps: list[tuple[str, float]] = []
-            for mode, chunk in graph.stream(inputs, config, stream_mode=modes, durability="exit"):
+            asked: dict[str, Any] | None = None
+            for mode, chunk in graph.stream(run, config, stream_mode=modes, durability="exit"):
                 if mode == "updates":
+                    if "__interrupt__" in chunk:
+                        asked = chunk["__interrupt__"][0].value
+                        continue
                     now = time.perf_counter()
                     steps += [(node, (now - last) * 1000) for node in chunk]
                     last = now
@@ -200,6 +226,8 @@ class Vesalius:
                     on_token(chunk["token"])
                 elif mode == "values":
                     state = chunk
+            if asked is not None:
+                return clarification(thread_id, question, loaded, asked, len(known.get("history") or []) + 1)
             answer = Answer.model_validate(state["answer"])
             trace = turn_trace(answer, steps, (time.perf_counter() - started) * 1000, state.get("model_prompt"))
             graph.update_state(config, {"traces": [trace]}, "compose")  # in the same transaction as the turn
@@ -380,6 +408,19 @@ def _audience(audience: str | None) -> str | None:
     if audience not in (None, "clinician", "patient"):
         raise AgentError(f"{str(audience)[:40]!r} is not an audience", "Use 'clinician' or 'patient'")
     return audience
+
+
+def _prior(known: dict, study_id: str) -> dict[str, Any] | None:
+    """The thread's study becomes the prior when another one is opened in the thread."""
+    before = known.get("study") or {}
+    if not known.get("study_path") or before.get("study_id") in (None, study_id):
+        return None
+    return {
+        "path": known["study_path"],
+        "modality": known.get("modality"),
+        "series": known.get("series"),
+        "study_id": before["study_id"],
+    }
 
 
 def _same_study(known: dict, study_id: str, path: str, thread_id: str) -> None:

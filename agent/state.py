@@ -15,9 +15,15 @@ class AgentState(TypedDict, total=False):
     window: str | None  # the user's window: a preset name, "auto" or "center,width"
     audience: str | None  # "clinician" or "patient" when the thread was opened for one; else read from each question
     heatmap_dir: str | None
+    # The thread's earlier study, when a second one was opened in it: {path, modality, series, study_id}.
+    prior: dict[str, Any] | None
+    compare_now: bool  # set by each turn: a study was just opened against a prior, so compare whatever was asked
     # Per turn (reset by ingest):
     study: dict[str, Any]
     plan: dict[str, Any]
+    follow_up: dict[str, Any] | None  # agent/follow_up.py: how this question leans on the previous turn
+    routed_question: str | None  # the question as routed (a follow-up joined to the question it follows)
+    comparison: dict[str, Any] | None  # agent/compare.py: prior against current, per tool
     view: dict[str, Any]  # the images shown and the window, chosen by route
     study_kind: dict[str, Any] | None  # the gate's decision: which trained models may run
     tool_results: list[dict[str, Any]]

@@ -54,7 +54,9 @@ class EmbeddedPredictor:
 
     def __init__(self, settings: Settings, agent_data: Path):
         # The run's conversations go beside its results, not into the user's conversation store.
-        self.vesalius = Vesalius(settings.model_copy(update={"vlm_url": None, "data_dir": agent_data}))
+        self.vesalius = Vesalius(
+            settings.model_copy(update={"vlm_url": None, "vlm_backend": "server", "data_dir": agent_data})
+        )
         self.image_cache = agent_data / "images"
 
     def describe(self) -> dict[str, Any]:
@@ -150,6 +152,7 @@ class AgentPredictor(EmbeddedPredictor):
         fixed = {
             "vlm_model": model,
             "require_model": True,
+            "vlm_backend": "server",
             "data_dir": agent_data,
             "vlm_extra_body": {**settings.vlm_extra_body, "seed": 0},
         }

@@ -76,6 +76,9 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, max_length=4000)
+    study_id: str | None = Field(
+        None, max_length=64, description="another uploaded study: opened in the thread and compared with the one before"
+    )
 
 
 class Problem(BaseModel):
@@ -322,11 +325,21 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
                 410, "the study of this conversation was deleted", "Upload the study again and start a new thread"
             )
 
+        new_study, modality = source(body.study_id) if body.study_id else (None, None)
+        if body.study_id:
+            study_id, heatmaps = body.study_id, studies.heatmaps(body.study_id)
+
         def run(
             on_step: Callable[[str], None] | None = None, on_token: Callable[[str], None] | None = None
         ) -> dict[str, Any]:
             answer = vesalius.ask(
-                body.question, thread_id=thread_id, heatmap_dir=heatmaps, on_step=on_step, on_token=on_token
+                body.question,
+                study=new_study,
+                modality=modality,
+                thread_id=thread_id,
+                heatmap_dir=heatmaps,
+                on_step=on_step,
+                on_token=on_token,
             )
             return _public(answer, study_id)
 

@@ -58,7 +58,9 @@ def test_answer_cites_codes_and_says_no_model_was_used(make_settings, ct_path):
     steps = []
     with Vesalius(make_settings()) as agent:
         a = agent.ask("Is there a pleural effusion on this CT?", study=ct_path, on_step=steps.append)
-    assert steps == ["ingest", "route", "tools", "retrieve", "compose"]
+    # The tools and the retrieval run side by side, so either may finish first.
+    assert steps[:2] == ["ingest", "route"] and set(steps[2:4]) == {"tools", "retrieve"}
+    assert steps[4:] == ["compose"]
     assert a.answer_source == "tools_and_knowledge" and not a.model.used
     assert a.answer.startswith(a.direct_answer) and a.answer.split("\n\n", 1)[1].startswith(NO_MODEL_NOTE)
     top = a.citations[0]

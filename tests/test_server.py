@@ -342,3 +342,17 @@ def test_the_same_study_uploaded_twice_at_once_is_one_study(server, http, tmp_pa
         "heatmaps",
     ]
     assert _files_under(server.store / ".incoming") == []
+
+
+def test_a_second_study_in_a_thread_is_compared_with_the_first(http, ct_study, tmp_path):
+    slices = write_series(tmp_path / "two", 1)
+    second = http.post("/api/studies", files=[("files", ("b.dcm", slices[0].read_bytes()))]).json()["study_id"]
+    thread = http.post("/api/threads", json={"study_id": ct_study}).json()["thread_id"]
+    assert http.post(f"/api/threads/{thread}/messages", json={"question": "Is this normal?"}).status_code == 200
+    compared = http.post(f"/api/threads/{thread}/messages", json={"question": "What changed?", "study_id": second})
+    assert compared.status_code == 200, compared.text
+    answer = compared.json()
+    assert answer["study"]["study_id"] == second and answer["comparison"]["prior_from"] == "measured again"
+    assert answer["direct_answer"].startswith("Compared with the prior study")
+    missing = http.post(f"/api/threads/{thread}/messages", json={"question": "And now?", "study_id": "f" * 16})
+    assert missing.status_code == 404 and "Upload it" in missing.json()["hint"]

@@ -52,6 +52,8 @@ def serve(tmp_path_factory) -> Iterator[Server]:
         "--served-model-name", "tiny-gemma3", "--dtype", "bfloat16", "--max-model-len", "4096",
         "--max-num-seqs", "8", "--limit-mm-per-prompt", '{"image": 1}', "--enforce-eager",
         "--kv-cache-memory-bytes", "256M", "--host", "127.0.0.1", "--port", str(port),
+        # Compact JSON under a schema: a random model otherwise pads with whitespace up to max_tokens.
+        "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
     ]  # fmt: skip
     with open(log_path, "w") as log:
         # Its own session, so that the server and the engine processes it spawns stop together.

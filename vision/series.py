@@ -14,7 +14,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -232,7 +232,7 @@ def load_series(path: Path, kind: str, members: Members, options: IngestOptions)
             f"{path.name} holds no DICOM image the loader could read{reason}",
             "Open a folder, zip or DICOMDIR of DICOM image files (CT, MR, X-ray ...)",
         )
-    chosen, notes = _choose_series(slices, options, path.name)
+    chosen, notes, choices = _choose_series(slices, options, path.name)
     if len(chosen) == 1 or all(s.frames > 1 for s in chosen):
         # One file (or only multi-frame files) in the series: it is a study on its own.
         single = max(chosen, key=lambda s: s.frames)
@@ -240,12 +240,13 @@ def load_series(path: Path, kind: str, members: Members, options: IngestOptions)
         label = Path(single.member.label)
         ds = read_dataset(data, single.member.label)
         study = load_file(label, ds, hashlib.sha256(data).hexdigest()[:16], options, source=single.member.path)
-        return _as_source(study, path, kind, notes + _skip_notes(skipped))
+        return replace(_as_source(study, path, kind, notes + _skip_notes(skipped)), series_choices=choices)
     ordered, order_notes = _order(c for c in chosen if c.frames == 1)
     with guarded(path.name):  # the kept header is read again here, and lazily parsed elements can still raise
-        return _stack(
+        study = _stack(
             path, kind, ordered, headers[ordered[0].series], options, notes + order_notes + _skip_notes(skipped)
         )
+    return replace(study, series_choices=choices)
 
 
 @contextmanager
@@ -309,7 +310,9 @@ def _read_headers(
     return slices, headers
 
 
-def _choose_series(slices: list[_Slice], options: IngestOptions, name: str) -> tuple[list[_Slice], list[str]]:
+def _choose_series(
+    slices: list[_Slice], options: IngestOptions, name: str
+) -> tuple[list[_Slice], list[str], tuple[tuple[int | None, str], ...]]:
     groups: dict[str, list[_Slice]] = defaultdict(list)
     for s in slices:
         groups[s.series].append(s)
@@ -337,7 +340,10 @@ def _choose_series(slices: list[_Slice], options: IngestOptions, name: str) -> t
             f"{name} holds {len(groups)} series; showing {describe(uid)}. Others: {others}. "
             "Choose one with --series NUMBER"
         )
-    return groups[uid], notes
+    choices = (
+        tuple((numbers[u], describe(u)) for u in [uid, *(u for u in groups if u != uid)]) if len(groups) > 1 else ()
+    )
+    return groups[uid], notes, choices
 
 
 def _order(slices: Iterable[_Slice]) -> tuple[list[_Slice], list[str]]:

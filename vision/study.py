@@ -103,6 +103,8 @@ class Study:
     invert: bool = False  # MONOCHROME1: low values are shown white
     voi_lut: VoiLut | None = field(default=None, repr=False)  # the file's own display curve (window "dicom-lut")
     colour_max: float = 255.0
+    # When the source held several series: (SeriesNumber, description) of each, the one shown first.
+    series_choices: tuple[tuple[int | None, str], ...] = ()
 
     @property
     def index(self) -> int:

@@ -6,8 +6,11 @@ import re
 from typing import Any
 
 from vesalius.agent.answer import Answer, Citation, LinkedConcept, ModelUse
+from vesalius.agent.claims import claims, without_unsupported
+from vesalius.agent.compare import Comparison, asks_to_compare, comparison_lead, findings
 from vesalius.agent.deps import Deps
 from vesalius.agent.direct import direct_answer
+from vesalius.agent.follow_up import FollowUp, follow_up_lead
 from vesalius.agent.nodes.tools import NOT_NEEDED
 from vesalius.agent.prompt import SYSTEM, describe_view
 from vesalius.agent.router import RoutePlan
@@ -291,9 +294,32 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         model_configured=deps.vlm is not None,
         question=state["question"],
     )
+    patient = plan.audience == "patient"
+    follow_up = FollowUp.model_validate(state["follow_up"]) if state.get("follow_up") else None
+    comparison = Comparison.model_validate(state["comparison"]) if state.get("comparison") else None
+    lead = follow_up_lead(follow_up, tools, patient) if follow_up else None
+    if comparison is not None:
+        compared = comparison_lead(comparison, patient)
+        if lead is None and asks_to_compare(state["question"]):
+            lead = compared
+        else:
+            text = f"{text}\n\n{compared}"
+    if lead:  # what a follow-up asks about the evidence comes first; the fresh reading of the image after it
+        direct = f"{lead} {direct}" if follow_up and follow_up.kind == "side" else lead
+    study = deps.view(state)
+    found = claims(direct, text, model.name if model.used else None, tools, citations, study.summary)
+    if model.used and (unsupported := [c for c in found if not c.supported]):
+        if deps.settings.unsupported_sentences == "remove":
+            text = without_unsupported(text, found)
+            found = [c for c in found if c.supported]
+            warnings.append(f"{len(unsupported)} sentence(s) of the model's with no support here were left out")
+        else:
+            warnings.append(
+                f"{len(unsupported)} sentence(s) of the model's have no support in the tools, the study or the "
+                "sources (marked '?' under Claims)"
+            )
     text = f"{direct}\n\n{text}"
     history = state.get("history") or []
-    study = deps.view(state)
     answer = Answer(
         thread_id=state["thread_id"],
         turn=len(history) + 1,
@@ -318,11 +344,19 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
             *linked_concepts(text, "answer", deps),
         ],
         warnings=[*study.warnings, *deps.registry.problems, *warnings],
+        follow_up=follow_up,
+        comparison=comparison,
+        claims=found,
     )
     turn = {
         "turn": answer.turn,
         "question": state["question"],
         "answer": text,
         "concepts": [c.concept_id for c in citations],
+        # What a later turn needs: the question as routed (for the next follow-up), and what was measured on which
+        # study (for a comparison after the study has changed, or gone).
+        "routed": state.get("routed_question") or state["question"],
+        "study_id": study.summary.study_id,
+        "findings": findings(tools),
     }
     return {"answer": answer.model_dump(mode="json"), "history": [turn]}

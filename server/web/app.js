@@ -234,9 +234,19 @@ function renderAnswer(answer) {
     ? answer.answer.slice(answer.direct_answer.length).trim()
     : answer.answer;
   box.append(withCitations(body, answer.thread_id, answer.turn));
+  if (answer.clarification) {  // Vesalius asks before it answers: the next message is the reply
+    const list = el("ul", undefined, "options");
+    for (const o of answer.clarification.options) list.append(el("li", o));
+    box.append(list);
+    return box;
+  }
   box.append(el("p", answer.uncertainty, "uncertainty"));
   const findings = findingsTable(answer.tools || []);
   if (findings) box.append(findings);
+  const comparison = comparisonTable(answer.comparison);
+  if (comparison) box.append(comparison);
+  const claims = claimsList(answer.claims || []);
+  if (claims) box.append(claims);
   if ((answer.citations || []).length) {
     box.append(el("h3", "Sources"));
     const list = el("ol", undefined, "citations");
@@ -295,6 +305,36 @@ function findingsTable(tools) {
     table.append(tr);
   }
   return table;
+}
+
+function comparisonTable(c) {
+  if (!c) return null;
+  const table = el("table", undefined, "comparison");
+  table.append(el("caption", `Compared with the prior study (${c.prior_from})${c.note ? ": " + c.note : ""}`));
+  const head = el("tr");
+  for (const h of ["tool", "prior", "current", "change"]) head.append(el("th", h));
+  table.append(head);
+  for (const ch of c.changes) {
+    const tr = el("tr");
+    for (const cell of [ch.tool, ch.prior, ch.current, ch.change]) tr.append(el("td", cell));
+    table.append(tr);
+  }
+  return table;
+}
+
+// Each sentence with what supports it; a sentence of the model's that nothing supports is marked.
+function claimsList(claims) {
+  const shownClaims = claims.filter((c) => c.evidence.length || !c.supported);
+  if (!shownClaims.length) return null;
+  const details = el("details", undefined, "claims");
+  details.append(el("summary", `Evidence for ${shownClaims.length} sentence(s)`));
+  const list = el("ul");
+  for (const c of shownClaims) {
+    const refs = [...new Set(c.evidence.map((e) => e.ref))].join(", ") || "no support found";
+    list.append(el("li", `${c.supported ? "" : "? "}${c.sentence} ← ${refs}`, c.supported ? "" : "unsupported"));
+  }
+  details.append(list);
+  return details;
 }
 
 function shown(p) { return p > 0.99 ? "> 0.99" : p < 0.01 ? "< 0.01" : p.toFixed(2); }

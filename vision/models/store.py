@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,8 @@ class ModelStore:
     def __init__(self, directory: Path | None = None):
         self.directory = directory or WEIGHTS_DIR
         self._loaded: dict[str, object] = {}
+        # Tools run in parallel and share models (chest_anomaly reads through the pneumonia network): one load each.
+        self._lock = threading.RLock()
 
     def folder(self, name: str) -> Path:
         """Where the bundle `name` is read from."""
@@ -48,47 +51,51 @@ class ModelStore:
         return card, net.eval().to(memory_format=torch.channels_last), tensors
 
     def classifier(self, name: str) -> CalibratedClassifier:
-        if name not in self._loaded:
-            from vesalius.vision.models.classifier import CalibratedClassifier
+        with self._lock:
+            if name not in self._loaded:
+                from vesalius.vision.models.classifier import CalibratedClassifier
 
-            card, net, tensors = self._bundle(name)
-            self._loaded[name] = CalibratedClassifier(card, net, _population(card, net, tensors, self.folder(name)))
-        return self._loaded[name]  # type: ignore[return-value]
+                card, net, tensors = self._bundle(name)
+                self._loaded[name] = CalibratedClassifier(card, net, _population(card, net, tensors, self.folder(name)))
+            return self._loaded[name]  # type: ignore[return-value]
 
     def gate(self, name: str = "modality_gate") -> Gate:
-        if name not in self._loaded:
-            from vesalius.vision.models.gate import Gate
+        with self._lock:
+            if name not in self._loaded:
+                from vesalius.vision.models.gate import Gate
 
-            self._loaded[name] = Gate(*self.network(name))
-        return self._loaded[name]  # type: ignore[return-value]
+                self._loaded[name] = Gate(*self.network(name))
+            return self._loaded[name]  # type: ignore[return-value]
 
     def anomaly(self, name: str = "chest_anomaly") -> AnomalyDetector:
-        if name not in self._loaded:
-            from vesalius.vision.models.anomaly import AnomalyDetector
-            from vesalius.vision.models.card import load_bundle
+        with self._lock:
+            if name not in self._loaded:
+                from vesalius.vision.models.anomaly import AnomalyDetector
+                from vesalius.vision.models.card import load_bundle
 
-            card, tensors = load_bundle(self.folder(name), name)
-            backbone = self.classifier(card.backbone).net if card.backbone else None
-            self._loaded[name] = AnomalyDetector(card, backbone, tensors["memory"].numpy())
-        return self._loaded[name]  # type: ignore[return-value]
+                card, tensors = load_bundle(self.folder(name), name)
+                backbone = self.classifier(card.backbone).net if card.backbone else None
+                self._loaded[name] = AnomalyDetector(card, backbone, tensors["memory"].numpy())
+            return self._loaded[name]  # type: ignore[return-value]
 
     def vqa(self, name: str = "vqa") -> VqaModel:
         """The VQA model and the network it reads images with (its card's `backbone`, checked by content)."""
-        if name not in self._loaded:
-            from vesalius.vision.errors import ModelWeightsError
-            from vesalius.vision.models.card import load_bundle
-            from vesalius.vision.models.vqa import VqaModel
+        with self._lock:
+            if name not in self._loaded:
+                from vesalius.vision.errors import ModelWeightsError
+                from vesalius.vision.models.card import load_bundle
+                from vesalius.vision.models.vqa import VqaModel
 
-            card, tensors = load_bundle(self.folder(name), name)
-            backbone_card, backbone = self.network(card.backbone or "modality_gate")
-            gate_folder = self.folder(backbone_card.name)
-            if card.extra.get("backbone_version") != _weights_digest(gate_folder, backbone_card.name):
-                raise ModelWeightsError(
-                    f"the VQA model was trained on another {backbone_card.name} than the one in {gate_folder}",
-                    "Rebuild it with `vesalius train vqa` after training the gate",
-                )
-            self._loaded[name] = VqaModel(card, tensors, backbone)
-        return self._loaded[name]  # type: ignore[return-value]
+                card, tensors = load_bundle(self.folder(name), name)
+                backbone_card, backbone = self.network(card.backbone or "modality_gate")
+                gate_folder = self.folder(backbone_card.name)
+                if card.extra.get("backbone_version") != _weights_digest(gate_folder, backbone_card.name):
+                    raise ModelWeightsError(
+                        f"the VQA model was trained on another {backbone_card.name} than the one in {gate_folder}",
+                        "Rebuild it with `vesalius train vqa` after training the gate",
+                    )
+                self._loaded[name] = VqaModel(card, tensors, backbone)
+            return self._loaded[name]  # type: ignore[return-value]
 
 
 def _population(card: Card, net: CompactResNet, tensors: dict, folder: Path) -> PopulationCheck | None:

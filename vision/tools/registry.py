@@ -12,6 +12,7 @@ The agent reads each tool's declaration (what it answers, what it applies to, wh
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from vesalius.vision.tools.old_names import REMOVED_IN
 from vesalius.vision.tools.old_names import install as old_names_install
 
 ENTRY_POINT_GROUP = "vesalius.tools"
+_MAX_PARALLEL = 4  # tools at once: each holds its model and a copy of the image
 _FILLED = {
     "measurements": lambda r: bool(r.measurements),
     "probabilities": lambda r: bool(r.probabilities),
@@ -144,19 +146,29 @@ class ToolRegistry:
         wanted: Iterable[str],
         out_dir: Path | None,
         not_wanted: str = "not needed for this question",
+        kind: StudyKind | None = None,
     ) -> tuple[StudyKind, list[ToolResult]]:
-        """Every tool, in order: its result, or why it did not run (not wanted, or not for this kind of study)."""
+        """Every tool, in order: its result, or why it did not run (not wanted, or not for this kind of study).
+        The tools that apply run at once: each reads the study and writes only its own result."""
         wanted = set(wanted)
-        kind = self.kind(study)
-        results = []
+        kind = kind or self.kind(study)
+        results: dict[str, ToolResult] = {}
+        to_run = []
         for name, tool in self.tools.items():
             if name not in wanted:
-                results.append(not_applied(tool, not_wanted))
+                results[name] = not_applied(tool, not_wanted)
             elif (why_not := tool.applicability(study, kind)) is not None:
-                results.append(not_applied(tool, why_not))
+                results[name] = not_applied(tool, why_not)
             else:
-                results.append(_checked(tool, tool.run(study, out_dir)))
-        return kind, results
+                to_run.append(tool)
+        if len(to_run) > 1:
+            _ = study.image  # rendered once, before the tools share it
+            with ThreadPoolExecutor(max_workers=min(len(to_run), _MAX_PARALLEL)) as pool:
+                ran = list(pool.map(lambda t: _checked(t, t.run(study, out_dir)), to_run))
+        else:
+            ran = [_checked(t, t.run(study, out_dir)) for t in to_run]
+        results.update({r.tool: r for r in ran})
+        return kind, [results[name] for name in self.tools]
 
 
 def _checked(tool: VisionTool, result: ToolResult) -> ToolResult:
