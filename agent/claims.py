@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the answer holds the claims: the citation type is only read
     from vesalius.agent.answer import Citation
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(\"'])|\n+")
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.]*\d)")
+_NUMBER = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.]*\d)")  # decimals: what tools report; counts match too much
 _CITED = re.compile(r"\[(\d{1,3})\]")
 _WORD = re.compile(r"[a-z][a-z-]{3,}")
 _STOP = frozenset(
@@ -56,8 +56,11 @@ def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
+_BOUNDS = {0.0, 0.01, 0.99, 1.0}  # "< 0.01", "> 0.99": how probabilities are shown at the ends, so they match anything
+
+
 def _numbers(text: str) -> set[float]:
-    return {float(n) for n in _NUMBER.findall(text)}
+    return {float(n) for n in _NUMBER.findall(text)} - _BOUNDS
 
 
 def _tool_numbers(t: ToolResult) -> set[float]:

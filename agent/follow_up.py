@@ -73,6 +73,11 @@ def follow_up_lead(follow_up: FollowUp, tools: list[ToolResult], patient: bool) 
                 if not any(t.regions for t in ran)
                 else "."
             )
+        if patient:  # the map itself is shown with the answer; its file name is for the clinician's details
+            return (
+                "The program drew a colour map over your picture. Bright colours mark places that look less like "
+                "the usual pictures it learnt from. They are not a diagnosis."
+            )
         return "Heatmap: " + "; ".join(f"{t.heatmap_path} ({t.tool}{_regions(t)})" for t in maps) + "."
     if follow_up.kind == "side" and follow_up.side:
         return _on_side(ran, follow_up.side, patient)

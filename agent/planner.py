@@ -124,6 +124,10 @@ def plan_with_model(
         for name in rules.tools:  # the floor: what the rules want for a finding runs whatever the model chose
             if "abnormality" in available[name] and rules.intent != "explain" and name not in reasons:
                 reasons[name] = f"the rules ask for it ({rules.reasons[name]}), and finding tools always run"
+    if reasons:  # as the rules do: a measurement is only as good as the image it was taken on
+        for name, answers in available.items():
+            if "quality" in answers:
+                reasons.setdefault(name, "any measurement depends on whether the image is usable")
     tools = [name for name in available if name in reasons]
     return rules.model_copy(
         update={"tools": tools, "reasons": {n: reasons[n] for n in tools}, "intent": choice.intent, "planner": "model"}

@@ -26,11 +26,8 @@ _ABNORMALITY = (
     "tumo",
     "cancer",
     "wrong",
-    "see",
-    "show",
-    "visible",
-    "present",
-    "sign",
+    "sign ",
+    "signs",
     "infect",
     "consolid",
     "collaps",
@@ -39,11 +36,64 @@ _ABNORMALITY = (
     "anomal",
     "unusual",
     "suspici",
-    "where",
     "which side",
+    "health",
+    "unhealth",
+    "disease",
+    "patholog",
+    "observ",
+    "cardiomegal",
+    "atelecta",
+    "edema",
+    "oedema",
+    "infiltrat",
+    "evidence of",
+    "diagnos",
+    "aneurysm",
+    "ascites",
+    "atroph",
+    "thicken",
+    "hyperinflat",
+    "blunt",
+    "widen",
+    "narrow",
+    "deviat",
+    "shift",
+    "perforat",
+    "adenopath",
+    "clot",
+    "abscess",
+    # Densities that are findings in themselves, not tissue to measure
+    "air-fluid",
+    "air fluid",
+    "free air",
+    "calcif",
+    "fat strand",
+)
+# Words that ask about a finding only when nothing says the question is about anatomy or the study itself: "where is
+# the lesion?" is about a finding, "where is the heart?" and "how many lungs are shown?" are not.
+_WEAK_ABNORMALITY = ("see", "show", "visible", "present", "where")
+_ANATOMY = re.compile(
+    r"\bhow many\b|\bmodality\b|\bwhich (?:part|organ|type|plane)|\borgans?\b|\bplane\b|\bin the body\b"
+)
+# Questions about the body's knowledge that name the image ("what is the function of the organ in this picture?"):
+# answered from the knowledge base, not by measuring the image.
+_KNOWLEDGE = re.compile(
+    r"\b(?:function|effect|cause)s? of\b|\bbelongs? to (?:the )?[\w ]{0,20}system\b|\bpart of the [\w ]{0,20}system\b|\bhow to (?:prevent|treat)\b"
+    r"|\bsymptoms?\b|\bdamage\b[\w ]{0,30}\btaking\b|\borgans?\b[\w ]{0,30}\b(?:that|which) (?:could|can|has|have)\b"
 )
 _ATTENUATION = (
-    "hu",
+    "hu ",
+    "hu?",
+    "hu,",
+    "hu.",
+    "color",
+    "colour",
+    "bright",
+    "hyperdens",
+    "hypodens",
+    "hyperintens",
+    "hypointens",
     "hounsfield",
     "attenuat",
     "densit",
@@ -59,8 +109,11 @@ _ATTENUATION = (
 )
 _QUALITY = (
     "quality",
-    "contrast",
-    "blur",
+    "low contrast",
+    "poor contrast",
+    "image contrast",
+    "blurry",
+    "blurred image",
     "noise",
     "noisy",
     "artefact",
@@ -68,6 +121,7 @@ _QUALITY = (
     "readable",
     "diagnostic",
     "exposure",
+    "motion",
 )
 _DESCRIBE = (
     "describe",
@@ -197,9 +251,9 @@ def plan_route(question: str, available: Mapping[str, frozenset[str]]) -> RouteP
             if intent in answers:
                 reasons.setdefault(name, why)
 
-    if _EXPLAIN.search(q) and not _has(q, _IMAGE_REF) and not _has(q, _DESCRIBE):
-        intent = "explain"  # a question about a term, not about this image: knowledge only
-    elif hit := _has(q, _DESCRIBE):
+    if (_EXPLAIN.search(q) and not _has(q, _IMAGE_REF) and not _has(q, _DESCRIBE)) or _KNOWLEDGE.search(q):
+        intent = "explain"  # a question about a term or the body, not about this image: knowledge only
+    elif (hit := _has(q, _DESCRIBE)) and not _has(q, _ABNORMALITY):  # "describe the lesion" asks about a finding
         intent = "describe"
         reasons = {name: f"the question asks for a description ('{hit}')" for name in available}
     else:
@@ -213,6 +267,9 @@ def plan_route(question: str, available: Mapping[str, frozenset[str]]) -> RouteP
         if hit := _has(q, _QUALITY):
             want("quality", f"the question is about image quality ('{hit}')")
             asked.append("quality")
+        if not asked and not _ANATOMY.search(q) and (hit := _has(q, _WEAK_ABNORMALITY)):
+            want("abnormality", f"the question may be about a finding ('{hit}')")
+            asked.append("abnormality")
         if asked:
             # Whatever a tool measures, the reader needs to know whether the image is good enough to trust it.
             want("quality", "any measurement depends on whether the image is usable")

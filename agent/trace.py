@@ -101,8 +101,11 @@ def render(trace: TurnTrace) -> str:
     steps = ", ".join(f"{s.node} {s.ms:.0f} ms" for s in trace.steps)
     lines = [f"turn {trace.turn}: {trace.total_ms:.0f} ms ({steps})"]
     route = trace.route
+    planner = route.get("planner") or "rules"
+    why = f" ({route['planner_note']})" if route.get("planner_note") else ""
     lines.append(
-        f"  route: {route.get('intent')} for a {route.get('audience')}; tools {', '.join(route.get('tools', []))}"
+        f"  route: {route.get('intent')} for a {route.get('audience')}, planned by the {planner}{why}; "
+        f"tools {', '.join(route.get('tools', []))}"
     )
     for t in trace.tools:
         lines.append(f"  {t.tool}: {'ran' if t.applied else 'skipped'}: {t.summary or t.reason}")

@@ -36,6 +36,10 @@ QUESTIONS = [
     "What does hydrocephalus mean?",
     "Is there fluid around my lungs?",
 ]
+# Asked on a thread after its first question, "Is there anything wrong?"; then the next study is opened in the same
+# thread and compared with it.
+FOLLOW_UPS = ["How sure are you?", "And on the left?", "Show me the heatmap"]
+COMPARE = "What changed since my last scan?"
 
 
 def grade(text: str) -> float:
@@ -56,6 +60,28 @@ def studies(tmp: Path) -> dict[str, Path]:
     if film:
         found["chest film"] = film
     return found
+
+
+def conversation_rows(agent, paths: dict[str, Path]) -> list[tuple[str, str, float, float]]:
+    """Follow-ups on each study's thread, and each study compared with the one before it in one thread."""
+    names = list(paths)
+    asked: dict[tuple[str, str], dict[str, float]] = {}
+    for audience in ("patient", "clinician"):
+        thread = None
+        for i, name in enumerate(names):
+            if thread is not None:
+                answer = agent.ask(COMPARE, study=paths[name], thread_id=thread)
+                asked.setdefault((f"{names[i - 1]} then {name}", COMPARE), {})[audience] = grade(
+                    f"{answer.direct_answer}\n{answer.answer}"
+                )
+            first = agent.ask("Is there anything wrong?", study=paths[name], audience=audience)
+            thread = first.thread_id
+            for question in FOLLOW_UPS:
+                answer = agent.ask(question, thread_id=thread)
+                asked.setdefault((name, f"(follow-up) {question}"), {})[audience] = grade(
+                    f"{answer.direct_answer}\n{answer.answer}"
+                )
+    return [(name, q, g["patient"], g["clinician"]) for (name, q), g in asked.items()]
 
 
 def main() -> None:
@@ -81,6 +107,8 @@ def main() -> None:
                         f"{name:14s} {question:35s} {grades['patient']:5.1f} {grades['clinician']:5.1f}",
                         file=sys.stderr,
                     )
+            rows += conversation_rows(agent, studies(Path(tmp)))
+    studies_seen = {r[0] for r in rows if not r[1].startswith("(follow-up)") and r[1] != COMPARE}
     patient = [r[2] for r in rows]
     clinician = [r[3] for r in rows]
     lines = [
@@ -88,7 +116,8 @@ def main() -> None:
         "",
         (
             f"Measured {date.today()} by `bench/reading_grade.py` on {platform.machine()}, Python {platform.python_version()}: "
-            f"{len(QUESTIONS)} questions x {len(rows) // len(QUESTIONS)} studies, no model server; Kincaid grade "
+            f"{len(QUESTIONS)} questions x {len(studies_seen)} studies, then {len(FOLLOW_UPS)} follow-ups on each "
+            "study's thread and each study compared with the one before it in a thread; no model server; Kincaid grade "
             "(US school year) from the `readability` package. Target for patients: 8 or below."
         ),
         "",

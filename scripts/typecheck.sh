@@ -15,7 +15,7 @@ modules=(
     vesalius.agent.planner vesalius.agent.follow_up vesalius.agent.compare vesalius.agent.claims
     vesalius.agent.vlm_client vesalius.agent.local_model vesalius.agent.nodes.route vesalius.agent.nodes.tools
     vesalius.vision.errors vesalius.vision.tools.base vesalius.vision.tools.registry
-    vesalius.retrieval.errors vesalius.retrieval.sources.base vesalius.retrieval.choices vesalius.eval.routing
+    vesalius.retrieval.errors vesalius.retrieval.sources.base vesalius.retrieval.choices vesalius.eval.routing vesalius.eval.routing_halves
     vesalius.server.app vesalius.server.studies vesalius.server.guards vesalius.server.uploads vesalius.server.run
 )
 MYPYPATH="$tree" exec .venv/bin/python -m mypy "${modules[@]/#/-m}" "$@"

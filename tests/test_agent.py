@@ -22,7 +22,9 @@ def test_graph_runs_its_nodes_in_order(make_settings, ct_path):
     graph = build_graph(deps)
     state = {"thread_id": "t", "question": "Is there a pleural effusion?", "study_path": str(ct_path)}
     visited = [next(iter(update)) for update in graph.stream(state, stream_mode="updates")]
-    assert visited == ["ingest", "route", "tools", "retrieve", "compose"]
+    # The tools and the retrieval run side by side: either may finish first, and compose waits for both.
+    assert visited[:2] == ["ingest", "route"] and set(visited[2:4]) == {"tools", "retrieve"}
+    assert visited[4:] == ["compose"]
     # A definitional question needs no image tool: the router skips the tools node.
     state["question"] = "What does pneumothorax mean?"
     visited = [next(iter(update)) for update in graph.stream(state, stream_mode="updates")]
@@ -138,7 +140,9 @@ def test_answer_round_trips_through_its_json_schema(make_settings, ct_path):
 
 
 def test_unreachable_model_server_degrades_with_a_warning(make_settings, ct_path, free_port):
-    settings = make_settings(vlm_url=f"http://127.0.0.1:{free_port}/v1", vlm_model="m", vlm_timeout_s=5)
+    settings = make_settings(
+        vlm_url=f"http://127.0.0.1:{free_port}/v1", vlm_model="m", vlm_timeout_s=5, vlm_backoff_s=0
+    )
     with Vesalius(settings) as agent:
         a = agent.ask("Is there an effusion?", study=ct_path)
     assert a.answer_source == "tools_and_knowledge"

@@ -75,7 +75,11 @@ def test_bad_input_is_one_line_and_exit_code_2(cli, tmp_path, ct_path):
 
 
 def test_unreachable_model_server_warns_or_fails_when_required(cli, cli_env, ct_path, free_port):
-    env = cli_env | {"VESALIUS_VLM_URL": f"http://127.0.0.1:{free_port}", "VESALIUS_VLM_MODEL": "m"}
+    env = cli_env | {
+        "VESALIUS_VLM_URL": f"http://127.0.0.1:{free_port}",
+        "VESALIUS_VLM_MODEL": "m",
+        "VESALIUS_VLM_BACKOFF_S": "0",
+    }
     p = cli("ask", "--study", ct_path, "Is there an effusion?", env=env)
     assert p.returncode == 0, p.stderr
     assert "Warnings" in p.stdout and "cannot reach the model server" in p.stdout

@@ -21,6 +21,18 @@ TOOLS = {
         ("What are the signs of pneumonia on a chest X-ray?", {"asymmetry_map", "image_quality"}, "abnormality"),
         ("Hmm", set(TOOLS), "describe"),
         ("What does the opacity in this image mean?", {"asymmetry_map", "image_quality"}, "abnormality"),
+        # Questions about the body that name the image ask for knowledge, not a measurement.
+        ("What is the function of the main organ in this picture?", set(), "explain"),
+        ("How to treat the disease located on the right lung in this image?", set(), "explain"),
+        # Words that may point to a finding do not when the question is about anatomy.
+        ("How many lungs are shown in this image?", set(TOOLS), "describe"),
+        ("Where is the lesion?", {"asymmetry_map", "image_quality"}, "abnormality"),
+        # Densities that are findings, and words that only look like stems.
+        ("Are there air fluid levels in the bowel?", set(TOOLS), "abnormality"),
+        ("Which part of the human body is this?", set(TOOLS), "describe"),
+        ("Was contrast used to take this image?", set(TOOLS), "describe"),
+        ("How would you describe the borders of the lesion?", {"asymmetry_map", "image_quality"}, "abnormality"),
+        ("Is the lung healthy?", {"asymmetry_map", "image_quality"}, "abnormality"),
     ],
 )
 def test_route_chooses_tools_from_the_question(question, tools, intent):

@@ -1,6 +1,6 @@
 """The web page in a real browser: Playwright drives Debian's Chromium (headless) against `vesalius serve`.
 
-Screenshots are kept in tests/artifacts/ (ignored by git); `bash scripts/screenshots.sh` copies the two the README
+Screenshots are kept in tests/artifacts/ (ignored by git); `bash scripts/screenshots.sh` copies the ones the README
 shows into docs/images/."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from dicom_factory import write_series
 from http_server import TOKEN, Server
 from pydicom.data import get_testdata_file
 
@@ -110,4 +111,30 @@ def test_the_page_is_usable_from_the_keyboard_and_labelled(browser, web_server):
     assert unlabelled == []
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "files"  # the first thing to do is the first stop
+    page.close()
+
+
+def test_a_second_study_is_compared_in_the_same_conversation(browser, web_server, tmp_path):
+    later = write_series(tmp_path / "later", 1)[0]
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.add_init_script(f"sessionStorage.setItem('vesalius-token', {TOKEN!r})")
+    page.goto(web_server.url)
+    page.set_input_files("#files", get_testdata_file("CT_small.dcm"))
+    page.click("#upload-button")
+    page.wait_for_selector("#viewer:not([hidden])")
+    page.fill("#question", "Is there anything abnormal?")
+    page.click("#ask-button")
+    page.wait_for_selector(".direct", timeout=120_000)
+    page.set_input_files("#files", str(later))
+    page.check("#compare")
+    page.click("#upload-button")
+    page.wait_for_function("document.getElementById('study-status').textContent.includes('compares it')")
+    page.fill("#question", "What changed?")
+    page.click("#ask-button")
+    page.wait_for_function("document.querySelectorAll('.direct').length === 2", timeout=120_000)
+    assert page.inner_text("#messages >> .direct >> nth=1").startswith("Compared with the prior study")
+    assert "Compared with the prior study (measured again)" in page.inner_text("table.comparison caption")
+    page.click(".claims summary")
+    assert "image_quality" in page.inner_text(".claims")  # each sentence with what supports it
+    page.screenshot(path=str(ARTIFACTS / "web-compare.png"), full_page=True)
     page.close()

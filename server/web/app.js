@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { study: null, thread: null, index: 0, window: "", drag: null, heatmap: null };
+const state = { study: null, thread: null, index: 0, window: "", drag: null, heatmap: null, pendingStudy: null };
 
 function token() { return sessionStorage.getItem("vesalius-token") || ""; }
 
@@ -41,10 +41,15 @@ $("upload-form").addEventListener("submit", async (event) => {
   $("study-status").textContent = "Uploading, checking and de-identifying the study…";
   try {
     const study = await (await api("/api/studies", { method: "POST", body: form })).json();
+    const compare = $("compare").checked && state.thread;
     state.study = study;
-    await newThread();
+    // Compared: the next question opens the new study in this conversation, and the one before becomes its prior.
+    if (compare) state.pendingStudy = study.study_id;
+    else await newThread();
     showStudy(study.summary);
-    $("study-status").textContent = `Study ${study.study_id} opened: ${describe(study.summary)}.`;
+    $("study-status").textContent = compare
+      ? `Study ${study.study_id} opened: ${describe(study.summary)}. The next answer compares it with the earlier one.`
+      : `Study ${study.study_id} opened: ${describe(study.summary)}.`;
     $("study-status").className = "";
   } catch (error) {
     $("study-status").textContent = error.message;
@@ -194,8 +199,9 @@ async function ask(question) {
   const response = await api(`/api/threads/${state.thread}/messages`, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-    body: JSON.stringify({ question }),
+    body: JSON.stringify(state.pendingStudy ? { question, study_id: state.pendingStudy } : { question }),
   });
+  state.pendingStudy = null;
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = "";
