@@ -47,8 +47,8 @@ def compare_with_prior(
     note = None
     try:
         study = deps.study(prior["path"], prior.get("modality"), prior.get("series"))
-    except (VesaliusError, OSError) as exc:
-        study, note = None, f"the prior study could not be read again ({exc})"
+    except (VesaliusError, OSError):  # its message would name the file, and file names can carry a patient's name
+        study, note = None, "the prior study could not be read again"
     if study is not None and study.summary.study_id == prior["study_id"]:
         _, results = deps.registry.run(study, state["plan"]["tools"], out_dir, NOT_NEEDED)
         modalities = (study.summary.modality, state["study"].get("modality"))
@@ -62,7 +62,7 @@ def compare_with_prior(
             changes=compare(findings(results), current),
         )
     if study is not None:
-        note = f"{prior['path']} holds other content now than the prior study"
+        note = "the prior study's file holds other content now"
     stored = next(
         (t["findings"] for t in reversed(state.get("history") or []) if t.get("study_id") == prior["study_id"]),
         None,
