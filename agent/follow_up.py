@@ -17,7 +17,7 @@ _CONFIDENCE = re.compile(
     r"|\bcould (?:you|it|that) be wrong\b"
 )
 _HEATMAP = re.compile(r"\bheat ?maps?\b|\bshow me (?:where|it|the (?:area|region|spot)s?)\b|\bhighlight")
-_SIDE = re.compile(r"\b(left|right)\b")
+SIDE = re.compile(r"\b(left|right)\b")
 # A question that leans on the last one: "and ...", "what about ...", or too short to stand alone.
 _ELLIPTICAL = re.compile(r"^(?:and|also|what about|how about|same for|and what about|then)\b")
 _SHORT_WORDS = 4
@@ -42,12 +42,12 @@ def read_follow_up(question: str, history: list[dict[str, Any]]) -> FollowUp | N
     q = " ".join(question.lower().split())
     last = history[-1]
     earlier = last.get("routed") or last["question"]
-    side = _SIDE.search(q)
+    side = SIDE.search(q)
     if _CONFIDENCE.search(q):
         kind = "confidence"
     elif _HEATMAP.search(q):
         kind = "heatmap"
-    elif _ELLIPTICAL.search(q) or len(q.split()) <= _SHORT_WORDS:
+    elif _ELLIPTICAL.search(q) or (side and len(q.split()) <= _SHORT_WORDS):  # "left?" leans; "what modality?" not
         kind = "side" if side else "elliptical"
     else:
         return None

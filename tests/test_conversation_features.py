@@ -169,3 +169,16 @@ def test_the_prior_study_given_with_a_new_thread(make_settings, tmp_path, shared
         a = agent.ask("Is there pneumonia?", study=current, prior=prior)
     assert a.comparison is not None and a.comparison.prior_from == "measured again"
     assert a.comparison.prior_study_id != a.study.study_id
+
+
+def test_an_unnamed_side_is_asked_for_and_the_reply_answers_for_it(make_settings, ct_path):
+    with Vesalius(make_settings()) as agent:
+        first = agent.ask("Is there a pleural effusion?", study=ct_path)
+        asked = agent.ask("Is it bigger on that side?", thread_id=first.thread_id)
+        assert asked.clarification is not None and asked.clarification.options == ["left", "right"]
+        assert [t.turn for t in agent.history(first.thread_id)] == [1]  # the question waits for the reply
+        answer = agent.ask("the left", thread_id=first.thread_id)
+        assert answer.question == "Is it bigger on that side?" and answer.follow_up.side == "left"
+        assert answer.direct_answer.startswith("On the patient's left (image right")
+        named = agent.ask("Is it bigger on the right side?", thread_id=first.thread_id)
+        assert named.clarification is None  # a side named outright needs no question

@@ -6,6 +6,7 @@ from typing import Any
 from langgraph.types import interrupt
 
 from vesalius.agent.deps import Deps
+from vesalius.agent.follow_up import SIDE, FollowUp
 from vesalius.agent.planner import PlanningError, plan_with_model
 from vesalius.agent.router import RoutePlan, plan_route
 from vesalius.agent.state import AgentState
@@ -21,6 +22,9 @@ def route(state: AgentState, deps: Deps) -> dict[str, Any]:
     if state.get("series") is None and study.series_choices and all(n is not None for n, _ in study.series_choices):
         update = which_series(study, state, deps)
         study = deps.study(state["study_path"], state.get("modality"), update.get("series"))
+    if _UNNAMED_SIDE.search(state["question"].lower()) and not SIDE.search(state["question"].lower()):
+        update |= which_side(state)
+        state = {**state, **update}  # type: ignore[typeddict-item]  # the rest of this step reads the reply
     plan = plan_route(state.get("routed_question") or state["question"], deps.registry.answers())
     if wants_model_plan(deps):
         plan, kind = planned_by_model(state.get("routed_question") or state["question"], study, plan, deps)
@@ -58,6 +62,31 @@ def which_series(study: Study, state: AgentState, deps: Deps) -> dict[str, Any]:
         return {"series": shown, "warnings": [*(state.get("warnings") or []), warning]}
     study = deps.study(state["study_path"], state.get("modality"), picked)
     return {"series": picked, "study": study.summary.model_dump(mode="json")}
+
+
+_UNNAMED_SIDE = re.compile(r"\b(?:that|this|the other|the same) side\b")  # "which side is it on?" asks us
+
+
+def which_side(state: AgentState) -> dict[str, Any]:
+    """ "Is it worse on that side?": which side is meant cannot be read from the question, so ask (the patient's
+    side: films and axial slices show it on the image's other side). The reply makes this a question about it."""
+    reply = interrupt(
+        {"question": "Which side do you mean: the patient's left or right?", "options": ["left", "right"]}
+    )
+    side = SIDE.search(str(reply).lower())
+    if side is None:
+        warning = "the reply named neither side; the question was answered for the whole image"
+        return {"warnings": [*(state.get("warnings") or []), warning]}
+    history = state.get("history") or []
+    asked = f"{state['question']} (the {side.group(0)} side)"
+    follow_up = FollowUp(
+        kind="side",
+        refers_to=int(history[-1].get("turn") or len(history)) if history else 0,
+        side="left" if side.group(0) == "left" else "right",
+        routed_as=asked,
+        earlier=state["question"],
+    )
+    return {"follow_up": follow_up.model_dump(), "routed_question": asked}
 
 
 def wants_model_plan(deps: Deps) -> bool:
