@@ -71,7 +71,10 @@ class Answer(BaseModel):
     thread_id: str
     turn: int = Field(description="1 for the first question of a thread")
     question: str
-    study: StudySummary = Field(description="the study as shown: frame_shown and window are the ones used")
+    study: StudySummary | None = Field(
+        description="the study as shown: frame_shown and window are the ones used; null in a conversation without a "
+        "study (schema 8)"
+    )
     shown: str = Field(description="which images were looked at, why, and through which window")
     deidentification: DeidRecord | None = Field(description="what de-identification removed (DICOM only)")
     route: RoutePlan
@@ -114,7 +117,7 @@ class Answer(BaseModel):
     )
 
 
-def clarification(thread_id: str, question: str, study: Study, asked: dict, turn: int) -> Answer:
+def clarification(thread_id: str, question: str, study: Study | None, asked: dict, turn: int) -> Answer:
     """The answer of a turn that stopped to ask: the clarifying question is its direct answer, nothing was measured."""
     c = Clarification.model_validate(asked)
     text = "\n".join([c.question, *(f"- {o}" for o in c.options)])
@@ -122,9 +125,9 @@ def clarification(thread_id: str, question: str, study: Study, asked: dict, turn
         thread_id=thread_id,
         turn=turn,
         question=question,
-        study=study.summary,
+        study=study.summary if study else None,
         shown="nothing yet: waiting for the answer to the question above",
-        deidentification=study.deid,
+        deidentification=study.deid if study else None,
         route=RoutePlan(tools=[], reasons={}, audience="clinician", intent="describe"),
         study_kind=None,
         tools=[],

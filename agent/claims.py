@@ -71,7 +71,7 @@ def _tool_numbers(t: ToolResult) -> set[float]:
 
 
 def evidence_for(
-    sentence: str, tools: list[ToolResult], citations: list[Citation], study: StudySummary
+    sentence: str, tools: list[ToolResult], citations: list[Citation], study: StudySummary | None
 ) -> list[Evidence]:
     found: list[Evidence] = []
     lower = sentence.lower()
@@ -90,6 +90,8 @@ def evidence_for(
     for c in citations:
         if f"[{c.number}]" not in sentence and _covers(words, _words(f"{c.name} {c.passage}")):
             found.append(Evidence(kind="passage", ref=f"[{c.number}]", quote=c.passage[:160]))
+    if study is None:
+        return found
     header = study.one_line()
     if _covers(words, _words(header)) or (study.modality and re.search(rf"\b{re.escape(study.modality)}\b", sentence)):
         found.append(Evidence(kind="study", ref="study header", quote=header[:160]))
@@ -107,7 +109,7 @@ def claims(
     model_name: str | None,
     tools: list[ToolResult],
     citations: list[Citation],
-    study: StudySummary,
+    study: StudySummary | None,
 ) -> list[Claim]:
     """Vesalius's own sentences (the direct answer, and the whole body when no model wrote it) are supported by
     construction, with their evidence listed where they state some; the model's need evidence found here."""

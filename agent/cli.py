@@ -188,8 +188,6 @@ def ask(
 @_study_options
 def chat(study, thread_id, modality, series, window, audience, require_model, as_json, heatmaps) -> None:
     """A conversation about one study: one question per line; an empty line or EOF ends it."""
-    if study is None and thread_id is None:
-        raise AgentError("no study given", "Pass --study PATH to start, or --thread ID to resume")
     options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
     options["audience"] = audience
     with _agent(require_model) as agent:

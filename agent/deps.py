@@ -151,8 +151,10 @@ class Deps:
         with self._studies_lock:
             self._studies.pop(_study_key(path, modality, series), None)
 
-    def view(self, state: Mapping[str, Any], *, windowed: bool = True) -> Study:
+    def view(self, state: Mapping[str, Any], *, windowed: bool = True) -> Study | None:
         """The thread's study focused on the image, and with `windowed` the window, this turn chose (nodes.route)."""
+        if not state.get("study_path"):
+            return None
         study = self.study(state["study_path"], state.get("modality"), state.get("series"))
         view = state.get("view") or {}
         from vesalius.vision.windows import Window

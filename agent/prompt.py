@@ -11,7 +11,8 @@ from vesalius.agent.vlm_client import image_part
 from vesalius.vision import Study
 
 SYSTEM = (
-    "You are Vesalius, a medical imaging assistant. Answer the question about the attached image. "
+    "You are Vesalius, a medical imaging assistant. Answer the question about the attached image, or, when no "
+    "image is attached, from the sources given. "
     "Rules: speak in likelihoods, never certain verdicts; say what is uncertain; put anything urgent first; "
     "use the tool results as measurements of the image, knowing that heuristic tools are not diagnoses; "
     "when you use a numbered source, cite it as [n]; if the person asking is a patient, use plain words "
@@ -43,7 +44,7 @@ def describe_view(study: Study, view: dict[str, Any]) -> str:
 
 def build_messages(
     question: str,
-    study: Study,
+    study: Study | None,
     images: list[Image.Image],
     shown: str,
     tool_results: list[dict[str, Any]],
@@ -56,7 +57,7 @@ def build_messages(
         messages.append({"role": "user", "content": fence(turn["question"])})
         messages.append({"role": "assistant", "content": turn["answer"][:_HISTORY_CHARS]})
     lines = [
-        f"Study: {fence(study.summary.one_line())}",
+        f"Study: {fence(study.summary.one_line()) if study else 'none in this conversation'}",
         f"Shown: {shown}",
         f"Asked by: {audience}",
         f"Question: {fence(question)}",

@@ -39,7 +39,7 @@ def render_text(a: Answer) -> str:
     if a.urgent:
         out += ["URGENT", *(f"  ! {note}" for note in a.urgent), ""]
     out += [a.direct_answer, ""]
-    out += [f"Study    {a.study.one_line()}", f"Shown    {a.shown}"]
+    out += [f"Study    {a.study.one_line() if a.study else 'none'}", f"Shown    {a.shown}"]
     if a.deidentification:
         out.append(f"De-id    {deid_line(a.deidentification)}")
     if a.study_kind:

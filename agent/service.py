@@ -148,11 +148,8 @@ class Vesalius:
             heatmap_dir or self.settings.cache_dir / "heatmaps",
             "the heatmap folder" if heatmap_dir else "the cache folder (VESALIUS_CACHE_DIR)",
         )
-        if thread_id is None and study is None:
-            raise AgentError(
-                "no study given",
-                "Pass --study PATH (a DICOM file, a folder or zip of slices, a DICOMDIR, or a PNG/JPEG/TIFF)",
-            )
+        if prior is not None and study is None:
+            raise AgentError("a prior study needs a current one", "Pass --study PATH with --prior PATH")
         new_thread = thread_id is None
         thread_id = thread_id or uuid.uuid4().hex[:12]
         from langgraph.types import Command, Overwrite
@@ -160,25 +157,26 @@ class Vesalius:
         with self.store.turn(thread_id) as saver:
             stored = {} if new_thread else self._stored(thread_id)
             known = self._upgraded(thread_id, stored)
-            follow_up = study is None
+            follow_up = study is None and not new_thread
             if follow_up:  # a follow-up keeps the thread's study and what it was opened with
                 if not known:
                     raise AgentError(
                         f"there is no conversation {thread_id!r} in {self.store.where}",
                         "Check the id, or start a new conversation with --study PATH",
                     )
-                study, modality = known["study_path"], modality or known.get("modality")
+                study, modality = known.get("study_path"), modality or known.get("modality")
                 series = series if series is not None else known.get("series")
                 window = window or known.get("window")
                 audience = audience or known.get("audience")
-            study_path = str(Path(study).resolve())  # type: ignore[arg-type]  # None only before the branch above
-            # Everything that can fail on the input fails here, with a StudyError, before the thread is written.
-            loaded = self.deps.study(study_path, modality, series, fresh=True)
-            if follow_up:
-                _same_study(known, loaded.summary.study_id, study_path, thread_id)
             elif known:
                 audience = audience or known.get("audience")  # a new study in the thread, for the same reader
-            earlier = _prior(known, loaded.summary.study_id) if not follow_up else None
+            # A thread without a study answers questions about medicine from the knowledge base; one may join later.
+            study_path = str(Path(study).resolve()) if study is not None else None
+            # Everything that can fail on the input fails here, with a StudyError, before the thread is written.
+            loaded = self.deps.study(study_path, modality, series, fresh=True) if study_path else None
+            if follow_up and loaded is not None and study_path:
+                _same_study(known, loaded.summary.study_id, study_path, thread_id)
+            earlier = _prior(known, loaded.summary.study_id) if loaded is not None and not follow_up else None
             if prior is not None:
                 prior_path = str(Path(prior).resolve())
                 earlier = {
@@ -189,7 +187,7 @@ class Vesalius:
                 }
             if window:
                 parse_window(window)
-            if requested := plan_route(question, {}).images:
+            if loaded is not None and (requested := plan_route(question, {}).images):
                 choose_slices(loaded, count=1, requested=requested)
             inputs = {
                 **_thread_values(thread_id, study_path, modality, series, window, audience),
@@ -390,7 +388,12 @@ Audience = Literal["clinician", "patient"]
 
 
 def _thread_values(
-    thread_id: str, study_path: str, modality: str | None, series: int | None, window: str | None, audience: str | None
+    thread_id: str,
+    study_path: str | None,
+    modality: str | None,
+    series: int | None,
+    window: str | None,
+    audience: str | None,
 ) -> dict[str, Any]:
     """What a thread keeps between turns: its study and the settings it was opened or last asked with."""
     return {

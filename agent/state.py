@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypedDict
 class AgentState(TypedDict, total=False):
     thread_id: str
     question: str
-    study_path: str
+    study_path: str | None  # None: a conversation about medicine, with no study (yet)
     modality: str | None  # user-supplied modality for plain images
     series: int | None  # SeriesNumber chosen in a folder, zip or DICOMDIR of several series
     window: str | None  # the user's window: a preset name, "auto" or "center,width"

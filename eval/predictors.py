@@ -77,12 +77,7 @@ class EmbeddedPredictor:
             item = dataclasses.replace(item, image=image_png(item.array, self.image_cache))
         if item.kind == "label":
             return self._classify(item)
-        if item.image is None:
-            return Prediction(
-                text=None,
-                error="no image: the agent answers questions about a study (ask text-only benchmarks in model mode)",
-            )
-        try:
+        try:  # a text-only item (MedQA, PubMedQA) is a question without a study, answered from knowledge
             answer = self._ask(item)
         except VesaliusError as exc:
             return Prediction(text=None, error=exc.one_line())

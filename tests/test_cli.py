@@ -64,7 +64,7 @@ def test_bad_input_is_one_line_and_exit_code_2(cli, tmp_path, ct_path):
         (("ask", "--study", str(tmp_path / "missing.dcm"), "q"), "no such file"),
         (("ask", "--study", str(text), "q"), "neither DICOM nor a PNG, JPEG or TIFF"),
         (("ask", "--study", str(text), "  "), "the question is empty"),
-        (("ask", "q"), "no study given"),
+        (("ask", "--prior", str(ct_path), "q"), "a prior study needs a current one"),
         (("ask", "--thread", "nope", "q"), "no conversation"),
     ]
     for args, expected in cases:

@@ -23,6 +23,8 @@ from vesalius.vision.tools import not_applied
 from vesalius.vision.tools.base import ToolResult
 from vesalius.vision.tools.vqa_tool import NAME as VQA_TOOL
 
+NO_STUDY = "no study: a question about medicine, answered from the knowledge base"
+NO_STUDY_REASON = "no study in this conversation"
 NO_MODEL_NOTE = "No language model was used: this answer is composed from the tool measurements and the knowledge base."
 _MAX_MODEL_CHARS = 4000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufffd]")
@@ -126,6 +128,9 @@ def unchecked(tools: list[ToolResult], citations: list[Citation]) -> list[Citati
 PATIENT_CLOSE = (
     "This is general information, not a diagnosis. Please go through your images and results with your doctor."
 )
+PATIENT_CLOSE_NO_STUDY = (
+    "This is general information, not a diagnosis. Please talk to your doctor about what it means for you."
+)
 
 
 def patient_answer(
@@ -134,7 +139,9 @@ def patient_answer(
     """The same answer in plain words: short sentences, no tool names or units, what the words in the question
     mean, and the advice to see a doctor. The measurements stay in the details for the clinician."""
     parts = [
-        "A computer program wrote this answer from measurements of your image and a medical reference. No doctor has checked it.",
+        "A computer program wrote this answer from measurements of your image and a medical reference. No doctor has checked it."
+        if kind is not None or any(t.applied for t in tools)
+        else "A computer program wrote this answer from a medical reference. No doctor has checked it.",
         "",
     ]
     if plan.intent != "explain":
@@ -155,11 +162,27 @@ def patient_answer(
         parts.append("What the words in your question mean:")
         parts += [f"- {c.name} [{c.number}]: {c.passage}" for c in citations]
         parts.append("")
-    parts.append(PATIENT_CLOSE)
+    no_study = all(t.reason == NO_STUDY_REASON for t in tools)
+    parts.append(PATIENT_CLOSE_NO_STUDY if no_study else PATIENT_CLOSE)
     return "\n".join(parts).strip()
 
 
 def uncertainty_statement(source: str, tools: list[ToolResult], model_name: str | None, patient: bool = False) -> str:
+    if tools and all(t.reason == NO_STUDY_REASON for t in tools):
+        if patient:
+            return (
+                "This is general information from a medical reference. It cannot tell what is happening in your own "
+                "body: only a doctor who knows you can."
+            )
+        wrote = (
+            f"The answer text was written by the language model {model_name}, which can be wrong; "
+            if source == "model"
+            else ""
+        )
+        return (
+            f"{wrote}No image was looked at: this is reference knowledge from the sources cited, not a reading of a "
+            "patient's study. Nothing here is a diagnosis."
+        )
     if patient:
         wrote = "A language program wrote part of this answer, and it can make mistakes. " if source == "model" else ""
         return (
@@ -246,7 +269,8 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
     plan = RoutePlan.model_validate(state["plan"])
     tools = [ToolResult.model_validate(t) for t in state.get("tool_results") or []]
     if not tools:  # retrieval-only route: still say which tools exist and why they were not run
-        tools = [not_applied(tool, NOT_NEEDED) for tool in deps.registry.tools.values()]
+        why = NOT_NEEDED if state.get("study_path") else NO_STUDY_REASON
+        tools = [not_applied(tool, why) for tool in deps.registry.tools.values()]
     citations = [Citation.model_validate(c) for c in state.get("citations") or []]
     if plan.audience == "patient":
         citations = patient_plain_passages(citations, deps)
@@ -307,7 +331,7 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
     if lead:  # what a follow-up asks about the evidence comes first; the fresh reading of the image after it
         direct = f"{lead} {direct}" if follow_up and follow_up.kind == "side" else lead
     study = deps.view(state)
-    found = claims(direct, text, model.name if model.used else None, tools, citations, study.summary)
+    found = claims(direct, text, model.name if model.used else None, tools, citations, study.summary if study else None)
     if model.used and (unsupported := [c for c in found if not c.supported]):
         if deps.settings.unsupported_sentences == "remove":
             text = without_unsupported(text, found)
@@ -324,9 +348,9 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         thread_id=state["thread_id"],
         turn=len(history) + 1,
         question=state["question"],
-        study=study.summary,
-        shown=describe_view(study, state.get("view") or {}),
-        deidentification=study.deid,
+        study=study.summary if study else None,
+        shown=describe_view(study, state.get("view") or {}) if study else NO_STUDY,
+        deidentification=study.deid if study else None,
         route=plan,
         study_kind=state.get("study_kind"),
         tools=tools,
@@ -343,7 +367,7 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
             *linked_concepts(state["question"], "question", deps),
             *linked_concepts(text, "answer", deps),
         ],
-        warnings=[*study.warnings, *deps.registry.problems, *warnings],
+        warnings=[*(study.warnings if study else ()), *deps.registry.problems, *warnings],
         follow_up=follow_up,
         comparison=comparison,
         claims=found,
@@ -356,7 +380,7 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         # What a later turn needs: the question as routed (for the next follow-up), and what was measured on which
         # study (for a comparison after the study has changed, or gone).
         "routed": state.get("routed_question") or state["question"],
-        "study_id": study.summary.study_id,
+        "study_id": study.summary.study_id if study else None,
         "findings": findings(tools),
     }
     return {"answer": answer.model_dump(mode="json"), "history": [turn]}

@@ -9,10 +9,11 @@ from vesalius.agent.state import AgentState
 
 def ingest(state: AgentState, deps: Deps) -> dict[str, Any]:
     """Load (or reuse) the thread's study and clear what the previous turn left in the state."""
-    study = deps.study(state["study_path"], state.get("modality"), state.get("series"))
+    path = state.get("study_path")
+    study = deps.study(path, state.get("modality"), state.get("series")) if path else None
     follow_up = read_follow_up(state["question"], state.get("history") or [])
     return {
-        "study": study.summary.model_dump(mode="json"),
+        "study": study.summary.model_dump(mode="json") if study else {},
         "follow_up": follow_up.model_dump() if follow_up else None,
         "routed_question": follow_up.routed_as if follow_up else None,
         "comparison": None,

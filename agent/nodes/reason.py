@@ -16,12 +16,16 @@ def reason(state: AgentState, deps: Deps) -> dict[str, Any]:
     assert deps.vlm is not None  # the graph only routes here when a model server is configured
     study = deps.view(state)
     view = state.get("view") or {}
-    images = [study.render(i, deps.settings.vlm_image_max_side) for i in view.get("indices") or [study.index]]
+    images = (
+        [study.render(i, deps.settings.vlm_image_max_side) for i in view.get("indices") or [study.index]]
+        if study
+        else []
+    )
     messages = build_messages(
         state["question"],
         study,
         images,
-        describe_view(study, view),
+        describe_view(study, view) if study else "no image: a question about medicine",
         state.get("tool_results") or [],
         state.get("citations") or [],
         state.get("history") or [],

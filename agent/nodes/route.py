@@ -17,11 +17,17 @@ from vesalius.vision.windows import Window, parse_window, preset
 
 
 def route(state: AgentState, deps: Deps) -> dict[str, Any]:
-    study = deps.study(state["study_path"], state.get("modality"), state.get("series"))
+    path = state.get("study_path")
+    if not path:  # no image to measure: the question is answered from knowledge
+        plan = plan_route(state["question"], {}).model_copy(update={"intent": "explain"})
+        if state.get("audience"):
+            plan = plan.model_copy(update={"audience": state["audience"]})
+        return {"plan": plan.model_dump(), "view": {}}
+    study = deps.study(path, state.get("modality"), state.get("series"))
     update: dict[str, Any] = {}
     if state.get("series") is None and study.series_choices and all(n is not None for n, _ in study.series_choices):
-        update = which_series(study, state, deps)
-        study = deps.study(state["study_path"], state.get("modality"), update.get("series"))
+        update = which_series(path, study, state, deps)
+        study = deps.study(path, state.get("modality"), update.get("series"))
     if _UNNAMED_SIDE.search(state["question"].lower()) and not SIDE.search(state["question"].lower()):
         update |= which_side(state)
         state = {**state, **update}  # type: ignore[typeddict-item]  # the rest of this step reads the reply
@@ -44,7 +50,7 @@ def route(state: AgentState, deps: Deps) -> dict[str, Any]:
 _NUMBER = re.compile(r"\b(\d{1,6})\b")
 
 
-def which_series(study: Study, state: AgentState, deps: Deps) -> dict[str, Any]:
+def which_series(path: str, study: Study, state: AgentState, deps: Deps) -> dict[str, Any]:
     """The source holds several series and the thread has not chosen one: ask which (LangGraph's interrupt; the
     graph waits, stored, until the next message on the thread answers). The series chosen stays with the thread."""
     choices = study.series_choices
@@ -60,7 +66,7 @@ def which_series(study: Study, state: AgentState, deps: Deps) -> dict[str, Any]:
     if picked is None:
         warning = f"the reply named none of the series; answered about series {shown}, the largest"
         return {"series": shown, "warnings": [*(state.get("warnings") or []), warning]}
-    study = deps.study(state["study_path"], state.get("modality"), picked)
+    study = deps.study(path, state.get("modality"), picked)
     return {"series": picked, "study": study.summary.model_dump(mode="json")}
 
 

@@ -18,6 +18,7 @@ def run_tools(state: AgentState, deps: Deps) -> dict[str, Any]:
     # Tools measure the chosen slice in the study's own display: a narrow preset window would clip by design and
     # read as a quality problem. The window is for what the model and the reader see.
     study = deps.view(state, windowed=False)
+    assert study is not None  # the route plans tools only for a thread with a study
     out_dir = Path(state.get("heatmap_dir") or deps.settings.cache_dir / "heatmaps")
     known = StudyKind.model_validate(state["study_kind"]) if state.get("study_kind") else None
     kind, results = deps.registry.run(study, state["plan"]["tools"], out_dir, NOT_NEEDED, kind=known)
