@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from vesalius.agent.claims import Claim
 from vesalius.agent.compare import Comparison
+from vesalius.agent.context import ClinicalContext
 from vesalius.agent.follow_up import FollowUp
 from vesalius.agent.router import RoutePlan
 from vesalius.agent.schema import SCHEMA_VERSION
@@ -36,13 +37,16 @@ class Citation(BaseModel):
     dense: float | None = Field(None, description="cosine similarity of the closest embedded term or definition")
     lexical: float | None = Field(None, description="BM25 score")
     matched_term: str | None = Field(None, description="the term found verbatim in the question, if any")
+    found_in: Literal["question", "context"] = Field(
+        "question", description="named in the question (or closest to it), or in the clinical context (schema 8)"
+    )
     urgency: Literal["emergency", "urgent", "routine"] | None = Field(
         description="urgency when newly found on imaging (the project's imaging knowledge); null when not assessed"
     )
 
 
 class LinkedConcept(BaseModel):
-    where: Literal["question", "answer"]
+    where: Literal["question", "answer", "context"]
     text: str = Field(description="the words as written")
     start: int
     end: int
@@ -104,6 +108,9 @@ class Answer(BaseModel):
     )
     comparison: Comparison | None = Field(
         None, description="the thread's prior study against this one, per tool, when compared (schema 8)"
+    )
+    context: ClinicalContext | None = Field(
+        None, description="the clinical context the thread carries, de-identified (schema 8)"
     )
     clarification: Clarification | None = Field(
         None,

@@ -32,8 +32,8 @@ _MIN_SHARED = 2
 
 
 class Evidence(BaseModel):
-    kind: Literal["tool", "passage", "study", "model"]
-    ref: str = Field(description="the tool's name, the citation's [n], 'study header', or the model's name")
+    kind: Literal["tool", "passage", "study", "model", "context"]
+    ref: str = Field(description="the tool's name, the citation's [n], 'study header', 'context', or the model's name")
     quote: str = Field(description="the part of the evidence that supports the sentence, shortened")
 
 
@@ -71,7 +71,11 @@ def _tool_numbers(t: ToolResult) -> set[float]:
 
 
 def evidence_for(
-    sentence: str, tools: list[ToolResult], citations: list[Citation], study: StudySummary | None
+    sentence: str,
+    tools: list[ToolResult],
+    citations: list[Citation],
+    study: StudySummary | None,
+    context: str | None = None,
 ) -> list[Evidence]:
     found: list[Evidence] = []
     lower = sentence.lower()
@@ -90,6 +94,8 @@ def evidence_for(
     for c in citations:
         if f"[{c.number}]" not in sentence and _covers(words, _words(f"{c.name} {c.passage}")):
             found.append(Evidence(kind="passage", ref=f"[{c.number}]", quote=c.passage[:160]))
+    if context and ("[context]" in sentence or _covers(words, _words(context))):
+        found.append(Evidence(kind="context", ref="context", quote=context[:160]))
     if study is None:
         return found
     header = study.one_line()
@@ -110,15 +116,16 @@ def claims(
     tools: list[ToolResult],
     citations: list[Citation],
     study: StudySummary | None,
+    context: str | None = None,
 ) -> list[Claim]:
     """Vesalius's own sentences (the direct answer, and the whole body when no model wrote it) are supported by
     construction, with their evidence listed where they state some; the model's need evidence found here."""
     out = [
-        Claim(sentence=s, author="vesalius", evidence=evidence_for(s, tools, citations, study), supported=True)
+        Claim(sentence=s, author="vesalius", evidence=evidence_for(s, tools, citations, study, context), supported=True)
         for s in sentences(direct)
     ]
     for s in sentences(body):
-        evidence = evidence_for(s, tools, citations, study)
+        evidence = evidence_for(s, tools, citations, study, context)
         if model_name is None:
             out.append(Claim(sentence=s, author="vesalius", evidence=evidence, supported=True))
         else:

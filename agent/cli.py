@@ -155,6 +155,29 @@ def _study_options(fn):
     return fn
 
 
+_MAX_CONTEXT_FILE = 64 * 1024
+
+
+def _context_text(value: str | None) -> str | None:
+    """--context TEXT, or @FILE: a small UTF-8 text file (a report), read bounded."""
+    if value is None or not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    try:
+        if not path.is_file():
+            raise AgentError(f"the context file {path} is not a file", "Give --context @FILE with a text file")
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_CONTEXT_FILE + 1)
+    except OSError as exc:
+        raise AgentError(f"cannot read the context file {path} ({exc.strerror})", "Check the path") from exc
+    if len(data) > _MAX_CONTEXT_FILE:
+        raise AgentError(f"the context file {path} is over 64 KB", "Give the history and key findings only")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise AgentError(f"the context file {path} is not UTF-8 text", "Save it as plain UTF-8 text") from None
+
+
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="vesalius")
 def main() -> None:
@@ -168,16 +191,23 @@ def main() -> None:
     type=click.Path(path_type=Path),
     help="an earlier study of the same patient: the answer compares it with --study, tool by tool",
 )
+@click.option(
+    "--context",
+    "context",
+    help="clinical context: history, indication or an earlier report as text; @FILE reads it from a text file "
+    "(de-identified before use; kept by the thread)",
+)
 @click.argument("question")
 def ask(
-    study, thread_id, modality, series, window, audience, require_model, as_json, heatmaps, prior, question
+    study, thread_id, modality, series, window, audience, require_model, as_json, heatmaps, prior, context, question
 ) -> None:
-    """Answer QUESTION about a study (or about the study of --thread). --study with --thread opens a second study in
-    the thread, compared with the first."""
+    """Answer QUESTION about a study (or about the study of --thread, or with no study, a question about medicine).
+    --study with --thread opens a second study in the thread, compared with the first."""
     with _agent(require_model) as agent:
         options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
         options["audience"] = audience
         options["prior"] = prior
+        options["context"] = _context_text(context)
         _emit(
             agent.ask(question, study=study, thread_id=thread_id, on_step=_progress(), on_token=_tokens(), **options),
             as_json,

@@ -51,6 +51,7 @@ def build_messages(
     citations: list[dict[str, Any]],
     history: list[dict[str, Any]],
     audience: str,
+    context: str | None = None,
 ) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}]
     for turn in history:
@@ -60,6 +61,7 @@ def build_messages(
         f"Study: {fence(study.summary.one_line()) if study else 'none in this conversation'}",
         f"Shown: {shown}",
         f"Asked by: {audience}",
+        *([f"Clinical context (de-identified, as the user gave it): {fence(context)}"] if context else []),
         f"Question: {fence(question)}",
         "",
         "Tool results:",

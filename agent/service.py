@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from vesalius.agent.answer import Answer, Turn, clarification
 from vesalius.agent.config import Settings, load_settings
+from vesalius.agent.context import clinical_context
 from vesalius.agent.deps import Deps
 from vesalius.agent.errors import AgentError
 from vesalius.agent.router import plan_route
@@ -127,6 +128,7 @@ class Vesalius:
         audience: Audience | None = None,
         on_token: Callable[[str], None] | None = None,
         prior: str | Path | None = None,
+        context: str | None = None,
     ) -> Answer:
         """Answer `question` about `study` (or the thread's study). Everything is checked before the thread is touched,
         and the turn is stored whole or not at all; turns on one thread run one at a time.
@@ -137,7 +139,9 @@ class Vesalius:
         piece of the model's text as the model server streams it (the answer itself comes whole at the end).
 
         A second study in a thread (`study` with `thread_id`), or `prior` given, makes the earlier one the prior:
-        this turn, and any later one that asks what changed, compares the two tool by tool.
+        this turn, and any later one that asks what changed, compares the two tool by tool. `context` is clinical
+        context (history, indication, an earlier report as text): de-identified here, before anything keeps or sends
+        it, and kept by the thread until new context replaces it.
         """
         question = user_text(question)
         if study is not None:
@@ -148,6 +152,7 @@ class Vesalius:
             heatmap_dir or self.settings.cache_dir / "heatmaps",
             "the heatmap folder" if heatmap_dir else "the cache folder (VESALIUS_CACHE_DIR)",
         )
+        given = clinical_context(context).model_dump() if context is not None else None
         if prior is not None and study is None:
             raise AgentError("a prior study needs a current one", "Pass --study PATH with --prior PATH")
         new_thread = thread_id is None
@@ -194,6 +199,7 @@ class Vesalius:
                 "question": question,
                 "heatmap_dir": str(heatmaps) if heatmap_dir else None,
                 "compare_now": earlier is not None,
+                **({"context": given} if given is not None else {}),
                 **({"prior": earlier} if earlier is not None else {}),
             }
             if known.get("history") and stored.get("state_version") != STATE_VERSION:

@@ -17,6 +17,7 @@ class AgentState(TypedDict, total=False):
     heatmap_dir: str | None
     # The thread's earlier study, when a second one was opened in it: {path, modality, series, study_id}.
     prior: dict[str, Any] | None
+    context: dict[str, Any] | None  # agent/context.py: the clinical context, de-identified; kept by the thread
     compare_now: bool  # set by each turn: a study was just opened against a prior, so compare whatever was asked
     # Per turn (reset by ingest):
     study: dict[str, Any]

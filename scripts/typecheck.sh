@@ -12,7 +12,7 @@ modules=(
     vesalius vesalius.errors vesalius._lazy
     vesalius.agent.service vesalius.agent.answer vesalius.agent.config vesalius.agent.errors vesalius.agent.inspect
     vesalius.agent.batch vesalius.agent.schema vesalius.agent.state vesalius.agent.cli vesalius.agent.kb_cli
-    vesalius.agent.planner vesalius.agent.follow_up vesalius.agent.compare vesalius.agent.claims
+    vesalius.agent.planner vesalius.agent.follow_up vesalius.agent.compare vesalius.agent.claims vesalius.agent.context
     vesalius.agent.vlm_client vesalius.agent.local_model vesalius.agent.nodes.route vesalius.agent.nodes.tools
     vesalius.vision.errors vesalius.vision.tools.base vesalius.vision.tools.registry
     vesalius.retrieval.errors vesalius.retrieval.sources.base vesalius.retrieval.choices vesalius.eval.routing vesalius.eval.routing_halves

@@ -79,6 +79,11 @@ class Message(BaseModel):
     study_id: str | None = Field(
         None, max_length=64, description="another uploaded study: opened in the thread and compared with the one before"
     )
+    context: str | None = Field(
+        None,
+        max_length=4000,
+        description="clinical context (history, indication, an earlier report): de-identified, kept by the thread",
+    )
 
 
 class Problem(BaseModel):
@@ -340,6 +345,7 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
                 heatmap_dir=heatmaps,
                 on_step=on_step,
                 on_token=on_token,
+                context=body.context,
             )
             return _public(answer, study_id)
 

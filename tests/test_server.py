@@ -356,3 +356,12 @@ def test_a_second_study_in_a_thread_is_compared_with_the_first(http, ct_study, t
     assert answer["direct_answer"].startswith("Compared with the prior study")
     missing = http.post(f"/api/threads/{thread}/messages", json={"question": "And now?", "study_id": "f" * 16})
     assert missing.status_code == 404 and "Upload it" in missing.json()["hint"]
+
+
+def test_clinical_context_over_the_api_is_de_identified(http, ct_study):
+    thread = http.post("/api/threads", json={"study_id": ct_study}).json()["thread_id"]
+    body = {"question": "Is there an effusion?", "context": "Mr. John Smith, seen 12/03/2024, known cardiomegaly"}
+    answer = http.post(f"/api/threads/{thread}/messages", json=body)
+    assert answer.status_code == 200, answer.text
+    assert "Smith" not in answer.text and "12/03/2024" not in answer.text
+    assert answer.json()["context"]["text"] == "[name], seen [date], known cardiomegaly"

@@ -8,6 +8,7 @@ from typing import Any
 from vesalius.agent.answer import Answer, Citation, LinkedConcept, ModelUse
 from vesalius.agent.claims import claims, without_unsupported
 from vesalius.agent.compare import Comparison, asks_to_compare, comparison_lead, findings
+from vesalius.agent.context import ClinicalContext, disagreements
 from vesalius.agent.deps import Deps
 from vesalius.agent.direct import direct_answer
 from vesalius.agent.follow_up import FollowUp, follow_up_lead
@@ -319,6 +320,11 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         question=state["question"],
     )
     patient = plan.audience == "patient"
+    context = ClinicalContext.model_validate(state["context"]) if state.get("context") else None
+    if context is not None:  # what the user told us, shown back de-identified, and where it and the tools differ
+        told = "What you told the program" if patient else "Clinical context given (de-identified)"
+        text += f"\n\n{told} [context]: {context.text}"
+        text += "".join(f"\n{line}" for line in disagreements(context.text, tools))
     follow_up = FollowUp.model_validate(state["follow_up"]) if state.get("follow_up") else None
     comparison = Comparison.model_validate(state["comparison"]) if state.get("comparison") else None
     lead = follow_up_lead(follow_up, tools, patient) if follow_up else None
@@ -331,7 +337,15 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
     if lead:  # what a follow-up asks about the evidence comes first; the fresh reading of the image after it
         direct = f"{lead} {direct}" if follow_up and follow_up.kind == "side" else lead
     study = deps.view(state)
-    found = claims(direct, text, model.name if model.used else None, tools, citations, study.summary if study else None)
+    found = claims(
+        direct,
+        text,
+        model.name if model.used else None,
+        tools,
+        citations,
+        study.summary if study else None,
+        context.text if context else None,
+    )
     if model.used and (unsupported := [c for c in found if not c.supported]):
         if deps.settings.unsupported_sentences == "remove":
             text = without_unsupported(text, found)
@@ -366,11 +380,13 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
         linked_concepts=[
             *linked_concepts(state["question"], "question", deps),
             *linked_concepts(text, "answer", deps),
+            *(linked_concepts(context.text, "context", deps) if context else []),
         ],
         warnings=[*(study.warnings if study else ()), *deps.registry.problems, *warnings],
         follow_up=follow_up,
         comparison=comparison,
         claims=found,
+        context=context,
     )
     turn = {
         "turn": answer.turn,

@@ -30,6 +30,7 @@ def reason(state: AgentState, deps: Deps) -> dict[str, Any]:
         state.get("citations") or [],
         state.get("history") or [],
         state["plan"]["audience"],
+        (state.get("context") or {}).get("text"),
     )
     images = sum(
         1 for m in messages if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image_url"

@@ -75,12 +75,35 @@ def named_in_question(question: str, hits: list[Hit], deps: Deps) -> list[Hit]:
     return extra
 
 
+MAX_CONTEXT_CONCEPTS = 3
+
+
+def named_in_context(context: str, have: set[str], deps: Deps) -> list[Hit]:
+    """Conditions the clinical context names outright ("fever", "known COPD"), for the reader and the model to
+    weigh; cited as context, never as what the question asks about (so they raise no urgency banner)."""
+    kb = deps.knowledge()
+    out: list[Hit] = []
+    for _, start, end, _term, _kind in kb.exact(context):
+        if len(out) >= MAX_CONTEXT_CONCEPTS:
+            break
+        found = kb.search(context[start:end], k=1)
+        if found and found[0].matched_term and found[0].concept.id not in have:
+            have.add(found[0].concept.id)
+            out.append(found[0])
+    return out
+
+
 def retrieve(state: AgentState, deps: Deps) -> dict[str, Any]:
     s = deps.settings
     hits = deps.knowledge().search(retrieval_query(state, deps), k=s.top_k)
     chosen = cited(hits, s.min_citation_score)
     chosen += named_in_question(state["question"], chosen, deps)
     citations = [citation(n, h) for n, h in enumerate(chosen, start=1)]
+    if context := (state.get("context") or {}).get("text"):
+        have = {c.concept_id for c in citations}
+        for hit in named_in_context(context, have, deps):
+            cited_hit = citation(len(citations) + 1, hit)
+            citations.append(cited_hit.model_copy(update={"matched_term": None, "found_in": "context"}))
     warnings = list(state.get("warnings") or [])
     if not citations:
         warnings.append("no knowledge passage matched the question closely enough to cite")
