@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from vesalius.agent.answer import Citation
@@ -62,17 +63,13 @@ def named_in_question(question: str, hits: list[Hit], deps: Deps) -> list[Hit]:
     """Concepts the question names by a phrase of several words or an abbreviation ("high blood pressure or T2DM")
     that the whole question's search did not rank among its top hits: a short term in a long question gains little
     from the share of words it covers. Single words are left to the search: many are qualifiers ("right")."""
-    kb = deps.knowledge()
-    have = {h.concept.id for h in hits}
-    extra: list[Hit] = []
-    for _, start, end, term, kind in kb.exact(question):
-        if len(extra) >= MAX_NAMED or not (kind == "abbreviation" or len(term.split()) > 1):
-            continue
-        found = kb.search(question[start:end], k=1)
-        if found and found[0].matched_term and found[0].concept.id not in have:
-            have.add(found[0].concept.id)
-            extra.append(found[0])
-    return extra
+    return _named(
+        question,
+        {h.concept.id for h in hits},
+        MAX_NAMED,
+        lambda term, kind: kind == "abbreviation" or " " in term,
+        deps,
+    )
 
 
 MAX_CONTEXT_CONCEPTS = 3
@@ -81,12 +78,19 @@ MAX_CONTEXT_CONCEPTS = 3
 def named_in_context(context: str, have: set[str], deps: Deps) -> list[Hit]:
     """Conditions the clinical context names outright ("fever", "known COPD"), for the reader and the model to
     weigh; cited as context, never as what the question asks about (so they raise no urgency banner)."""
+    return _named(context, set(have), MAX_CONTEXT_CONCEPTS, lambda term, kind: True, deps)
+
+
+def _named(text: str, have: set[str], limit: int, wanted: Callable[[str, str], bool], deps: Deps) -> list[Hit]:
+    """Up to `limit` concepts whose terms `text` writes out, each found by its own search, none already in `have`."""
     kb = deps.knowledge()
     out: list[Hit] = []
-    for _, start, end, _term, _kind in kb.exact(context):
-        if len(out) >= MAX_CONTEXT_CONCEPTS:
+    for _, start, end, term, kind in kb.exact(text):
+        if len(out) >= limit:
             break
-        found = kb.search(context[start:end], k=1)
+        if not wanted(term, kind):
+            continue
+        found = kb.search(text[start:end], k=1)
         if found and found[0].matched_term and found[0].concept.id not in have:
             have.add(found[0].concept.id)
             out.append(found[0])
