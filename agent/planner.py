@@ -102,12 +102,13 @@ def plan_with_model(
     available: Mapping[str, frozenset[str]],
     study: str,
     declarations: list[tuple[str, str, str, list[str]]] | None = None,
+    rules: RoutePlan | None = None,
 ) -> RoutePlan:
     """The model's plan, checked; raises PlanningError when the rules must plan instead. Which tools apply to the
     study is still decided by each tool against the gate when the tools run."""
     if steering(question):
         raise PlanningError("the question carries instructions to the assistant")
-    rules = plan_route(question, available)
+    rules = rules or plan_route(question, available)  # the caller's, when it has planned by the rules already
     declared = declarations or [(n, n, "any image", sorted(a)) for n, a in available.items()]
     try:
         reply = client.chat(

@@ -81,3 +81,16 @@ def test_the_model_sees_the_context_de_identified_and_fenced(make_settings, vllm
     prompt = json.dumps(trace.prompt)
     assert "Clinical context (de-identified" in prompt and "<<<5-year-old" in prompt
     assert not any(p in prompt for p in PHI)
+
+
+def test_hostile_context_files_are_one_line(cli, tmp_path, ct_path):
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"fever " * 20_000)  # 120 KB: past the 64 KB a report needs
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Patient M\xfcller, fi\xe8vre".encode("latin-1"))
+    long_text = "cough " * 1000  # 6,000 characters given inline
+    for arg, why in [(f"@{huge}", "over 64 KB"), (f"@{latin}", "not UTF-8"), (f"@{tmp_path}", "not a file"),
+                     (long_text, "over 4,000")]:  # fmt: skip
+        bad = cli("ask", "--study", str(ct_path), "--context", arg, "q")
+        assert bad.returncode == 2 and why in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr

@@ -365,3 +365,11 @@ def test_clinical_context_over_the_api_is_de_identified(http, ct_study):
     assert answer.status_code == 200, answer.text
     assert "Smith" not in answer.text and "12/03/2024" not in answer.text
     assert answer.json()["context"]["text"] == "[name], seen [date], known cardiomegaly"
+
+
+def test_an_oversized_or_empty_context_over_the_api_is_refused(http, ct_study):
+    thread = http.post("/api/threads", json={"study_id": ct_study}).json()["thread_id"]
+    for context in ("x" * 4001, "   "):
+        refused = http.post(f"/api/threads/{thread}/messages", json={"question": "Is it normal?", "context": context})
+        assert 400 <= refused.status_code < 500 and refused.json()["hint"], refused.text
+    assert http.get(f"/api/threads/{thread}").json()["turns"] == []  # nothing stored from the refused messages

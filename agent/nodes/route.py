@@ -118,7 +118,7 @@ def planned_by_model(question: str, study: Study, rules: RoutePlan, deps: Deps) 
     declared = [(d.name, d.description, d.applies_to, d.answers) for d in deps.registry.declarations()]
     described = f"{study.summary.one_line()}; the gate reads it as {kind.described()}"
     try:
-        plan = plan_with_model(deps.vlm, question, deps.registry.answers(), described, declared)
+        plan = plan_with_model(deps.vlm, question, deps.registry.answers(), described, declared, rules)
     except PlanningError as exc:
         return rules.model_copy(update={"planner_note": f"{exc}; the rules planned instead"}), kind
     return plan, kind
