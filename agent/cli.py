@@ -1,4 +1,4 @@
-"""The `vesalius` command line: ask, chat, demo, inspect, classify, anomaly, tools, train, kb, schema."""
+"""The `vesalius` command line: ask, chat, export, trace, demo, inspect, classify, anomaly, tools, train, kb, schema."""
 
 from __future__ import annotations
 
@@ -155,27 +155,21 @@ def _study_options(fn):
     return fn
 
 
-_MAX_CONTEXT_FILE = 64 * 1024
-
-
 def _context_text(value: str | None) -> str | None:
-    """--context TEXT, or @FILE: a small UTF-8 text file (a report), read bounded."""
+    """--context TEXT, or @FILE: a text report, a FHIR R4 report (JSON) or a DICOM SR, read bounded."""
     if value is None or not value.startswith("@"):
         return value
-    path = Path(value[1:])
-    try:
-        if not path.is_file():
-            raise AgentError(f"the context file {path} is not a file", "Give --context @FILE with a text file")
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_CONTEXT_FILE + 1)
-    except OSError as exc:
-        raise AgentError(f"cannot read the context file {path} ({exc.strerror})", "Check the path") from exc
-    if len(data) > _MAX_CONTEXT_FILE:
-        raise AgentError(f"the context file {path} is over 64 KB", "Give the history and key findings only")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise AgentError(f"the context file {path} is not UTF-8 text", "Save it as plain UTF-8 text") from None
+    from vesalius.agent.context_files import read_context_file
+
+    return read_context_file(Path(value[1:]))
+
+
+_context = click.option(
+    "--context",
+    "context",
+    help="clinical context: history, indication or an earlier report as text; @FILE reads a text report, a FHIR "
+    "R4 report (JSON) or a DICOM SR (de-identified before use; kept by the thread)",
+)
 
 
 @click.group(cls=_Group)
@@ -191,12 +185,7 @@ def main() -> None:
     type=click.Path(path_type=Path),
     help="an earlier study of the same patient: the answer compares it with --study, tool by tool",
 )
-@click.option(
-    "--context",
-    "context",
-    help="clinical context: history, indication or an earlier report as text; @FILE reads it from a text file "
-    "(de-identified before use; kept by the thread)",
-)
+@_context
 @click.argument("question")
 def ask(
     study, thread_id, modality, series, window, audience, require_model, as_json, heatmaps, prior, context, question
@@ -216,10 +205,13 @@ def ask(
 
 @main.command()
 @_study_options
-def chat(study, thread_id, modality, series, window, audience, require_model, as_json, heatmaps) -> None:
-    """A conversation about one study: one question per line; an empty line or EOF ends it."""
+@_context
+def chat(study, thread_id, modality, series, window, audience, require_model, as_json, heatmaps, context) -> None:
+    """A conversation about one study (or about medicine, without --study): one question per line; an empty line
+    or EOF ends it."""
     options = {"modality": modality, "heatmap_dir": heatmaps, "series": series, "window": window}
     options["audience"] = audience
+    options["context"] = _context_text(context)  # given with the first question; the thread keeps it
     with _agent(require_model) as agent:
         if thread_id and (earlier := agent.history(thread_id)):
             echo(f"resuming conversation {thread_id} ({len(earlier)} earlier turns)", err=True)
@@ -239,7 +231,7 @@ def chat(study, thread_id, modality, series, window, audience, require_model, as
             if thread_id is None:
                 thread_id = answer.thread_id
                 echo(f"conversation {thread_id} (resume with: vesalius chat --thread {thread_id})", err=True)
-            study = None  # later turns use the thread's study
+            study = options["context"] = None  # later turns use the thread's study and context
             _emit(answer, as_json, one_line=True)
             if not as_json:
                 echo("")
@@ -280,6 +272,45 @@ def trace(thread_id, turn, as_json) -> None:
                 echo_json(t.model_dump_json())
             else:
                 echo(render(t))
+
+
+@main.command()
+@click.argument("thread_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "fhir", "dicom-sr"]),
+    default="json",
+    show_default=True,
+    help="fhir: a FHIR R4 Bundle (DiagnosticReport and Observations); dicom-sr: a DICOM SR measurement report "
+    "(TID 1500) citing the de-identified study; json: the findings as Vesalius records them",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="write to this file (default: standard output)")
+def export(thread_id, fmt, out) -> None:
+    """The findings of conversation THREAD_ID's latest answer (probabilities, anomaly regions, the direct answer,
+    codes), for a hospital system."""
+    if out is None and fmt == "dicom-sr" and sys.stdout.isatty():
+        raise AgentError("a DICOM SR is binary and would garble the terminal", "Give --out FILE.dcm, or pipe it")
+    with _agent() as agent:
+        result = agent.export(thread_id, fmt)
+    if out is None:
+        sys.stdout.buffer.write(result.data)
+        sys.stdout.flush()
+        return
+    _write_whole(Path(out), result.data)
+    echo(f"wrote {out} ({fmt}, {len(result.data):,} bytes)", err=True)
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Written beside `path` and renamed over it, so a reader never sees half a report and a failed write leaves
+    what was there."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise AgentError(f"cannot write {path}: {exc.strerror or exc}", "Choose a file you can write to") from exc
 
 
 @main.command()

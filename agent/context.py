@@ -32,7 +32,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     (
         "date",
         re.compile(
-            rf"\b\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}\b|\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}\.?,?\s+\d{{2,4}}\b"
+            # a year of 2 or 4 digits at one end: "1.3.0" is a version, not a date
+            r"\b\d{4}[/.-]\d{1,2}[/.-]\d{1,2}\b|\b\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})\b"
+            rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}\.?,?\s+\d{{2,4}}\b"
             rf"|\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{2,4}}\b",
             re.IGNORECASE,
         ),
@@ -55,6 +57,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
 )
 
 
+_CODE = re.compile(r"\b(?:SNOMED CT|SNOMED|SCT):? ?\d{6,18}\b")
+
+
 class ClinicalContext(BaseModel):
     text: str = Field(description="the context as given, de-identified: what is kept, sent to a model and shown")
     removed: list[str] = Field(description="kinds of identifier taken out (date, identifier, name, contact, ...)")
@@ -72,11 +77,16 @@ def clinical_context(text: str) -> ClinicalContext:
             f"the clinical context is {len(text):,} characters, over {MAX_CONTEXT_CHARS:,}",
             "Give the history, indication and key findings only",
         )
+    # A SNOMED CT id is a long digit run by nature; named as one, it is a code, not a record number or a phone.
+    codes = _CODE.findall(text)
+    text = _CODE.sub("\x00", text)
     removed: list[str] = []
     for kind, pattern, replacement in _PATTERNS:
         text, n = pattern.subn(replacement, text)
         if n and kind not in removed:
             removed.append(kind)
+    for code in codes:
+        text = text.replace("\x00", code, 1)
     return ClinicalContext(text=text, removed=removed)
 
 
@@ -107,3 +117,29 @@ def disagreements(context: str, tools: list[ToolResult]) -> list[str]:
                     f"below its screening threshold {p.threshold:.2f}: the two disagree, and a model can miss it."
                 )
     return out
+
+
+# "What did the earlier report say?", "according to the history", "what was the indication?": asked of the context.
+_ABOUT_CONTEXT = re.compile(
+    r"\b(?:(?:earlier|prior|previous|last|old|other|first|original)\s+(?:report|result|reading|radiology report)s?"
+    r"|(?:the|my|his|her|their)\s+(?:history|indication|report|referral)|clinical (?:context|history)"
+    r"|(?:report|history|context|referral)\s+(?:say|says|said|show|shows|showed|mention|mentions|mentioned))\b",
+    re.IGNORECASE,
+)
+
+
+def asks_about_context(question: str) -> bool:
+    return _ABOUT_CONTEXT.search(question) is not None
+
+
+def context_answer(context: str, patient: bool) -> str:
+    """The direct answer to a question about the context: what it says, first sentences, marked as its source."""
+    said, total = "", 0
+    for sentence in re.split(r"(?<=[.!?])\s+", context):
+        if total and total + len(sentence) > 400:
+            said += " …"
+            break
+        said, total = f"{said} {sentence}".strip(), total + len(sentence)
+    if patient:
+        return f"The earlier information you gave says: {said} [context]. Please go through it with your doctor."
+    return f"The clinical context given (de-identified) says: {said} [context]"

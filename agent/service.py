@@ -3,17 +3,20 @@ checkpointer; the command line only parses and presents what these methods retur
 
 from __future__ import annotations
 
+import io
+import json
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from vesalius.agent.answer import Answer, Turn, clarification
 from vesalius.agent.config import Settings, load_settings
-from vesalius.agent.context import clinical_context
+from vesalius.agent.context import ClinicalContext, clinical_context
 from vesalius.agent.deps import Deps
 from vesalius.agent.errors import AgentError
 from vesalius.agent.router import plan_route
@@ -26,6 +29,7 @@ from vesalius.vision.windows import auto_window, parse_window
 if TYPE_CHECKING:  # each loads with the first call that needs it
     from vesalius.agent.batch import ImageRecord
     from vesalius.agent.conversations import Store
+    from vesalius.agent.findings import Coded, Findings
     from vesalius.agent.inspect import Inspection
     from vesalius.retrieval.build import BuildOptions, BuildReport
     from vesalius.retrieval.concepts import Concept
@@ -239,29 +243,44 @@ class Vesalius:
 
     def start_thread(
         self,
-        study: str | Path,
+        study: str | Path | None = None,
         *,
         audience: Audience | None = None,
         modality: str | None = None,
         series: int | None = None,
         window: str | None = None,
+        context: str | None = None,
     ) -> str:
-        """Open a conversation about `study` before its first question (a web page opens the study, then asks).
-        The study is checked now; the thread keeps it with the settings, as `ask` would, and has no turns yet."""
-        study_path = str(user_path(study, "study path").resolve())
-        loaded = self.deps.study(study_path, modality, series, fresh=True)
+        """Open a conversation before its first question (a web page opens the study, then asks), about `study` or,
+        with None, about medicine in general (a study may join later). The study and the context are checked now;
+        the thread keeps them with the settings, as `ask` would, and has no turns yet."""
+        values: dict[str, Any] = {}
+        study_path = None
+        if study is not None:
+            study_path = str(user_path(study, "study path").resolve())
+            values["study"] = self.deps.study(study_path, modality, series, fresh=True).summary.model_dump(mode="json")
         if window:
             parse_window(window)
+        if context is not None:
+            values["context"] = clinical_context(context).model_dump()
         thread_id = uuid.uuid4().hex[:12]
-        values = {
-            **_thread_values(thread_id, study_path, modality, series, window, audience),
-            "study": loaded.summary.model_dump(mode="json"),
-        }
+        values.update(_thread_values(thread_id, study_path, modality, series, window, audience))
         with self.store.turn(thread_id) as saver:
             # Stored as if a turn had just finished, so the first question continues the thread like any follow-up.
             graph = self._graph.copy({"checkpointer": saver})
             graph.update_state({"configurable": {"thread_id": thread_id}}, values, "compose")
         return thread_id
+
+    def set_context(self, thread_id: str, context: str) -> ClinicalContext:
+        """Give the conversation clinical context (history, an earlier report's findings) for its next questions,
+        replacing any it had; returns it as kept, de-identified."""
+        given = clinical_context(context)
+        with self.store.turn(thread_id) as saver:
+            if not self._upgraded(thread_id, self._stored(thread_id)):
+                raise AgentError(f"there is no conversation {thread_id!r} in {self.store.where}", "Check the id")
+            graph = self._graph.copy({"checkpointer": saver})
+            graph.update_state({"configurable": {"thread_id": thread_id}}, {"context": given.model_dump()}, "compose")
+        return given
 
     def delete_thread(self, thread_id: str) -> bool:
         """Delete a conversation and everything stored with it; False when there was none."""
@@ -270,6 +289,51 @@ class Vesalius:
                 return False
             saver.delete_thread(thread_id)
         return True
+
+    def export(self, thread_id: str, format: ExportFormat = "json") -> Export:
+        """The findings of the thread's latest answer, for a system outside Vesalius: a FHIR R4 Bundle (a
+        DiagnosticReport with an Observation per finding), a DICOM SR (TID 1500 measurement report) citing the
+        de-identified study, or the findings as JSON. The study is read again (de-identified) for its UIDs, and
+        must still be the one the answer was about."""
+        from vesalius import __version__
+        from vesalius.agent.findings import findings
+
+        if format not in EXPORT_MEDIA:
+            raise AgentError(f"{str(format)[:40]!r} is not an export format", f"Use one of: {', '.join(EXPORT_MEDIA)}")
+        values = self.thread(user_text(thread_id, "thread id", "vesalius export THREAD"))
+        if not values:
+            raise AgentError(f"there is no conversation {thread_id!r} in {self.store.where}", "Check the id")
+        if not values.get("answer"):
+            raise AgentError(f"conversation {thread_id} has no answer yet", "Ask a question in it first")
+        answer = Answer.model_validate(values["answer"])
+        study = None
+        if values.get("study_path") and answer.study is not None:
+            study = self.deps.study(values["study_path"], values.get("modality"), values.get("series"), fresh=True)
+            _same_study({"study": answer.study.model_dump()}, study.summary.study_id, values["study_path"], thread_id)
+        found = findings(answer, study, self._coded, __version__)
+        if format == "fhir":
+            from vesalius.agent.fhir_report import to_fhir
+
+            data = (json.dumps(to_fhir(found), indent=2) + "\n").encode()
+        elif format == "dicom-sr":
+            from vesalius.agent.sr_report import to_sr
+
+            buffer = io.BytesIO()
+            to_sr(found).save_as(buffer, enforce_file_format=True)
+            data = buffer.getvalue()
+        else:
+            data = (found.model_dump_json(indent=2) + "\n").encode()
+        return Export(data=data, media_type=EXPORT_MEDIA[format], suffix=EXPORT_SUFFIX[format], findings=found)
+
+    def _coded(self, label: str) -> Coded | None:
+        """The concept a model's label names, when the knowledge base writes it out (never a guess by meaning)."""
+        from vesalius.agent.findings import Coded
+
+        hits = self.knowledge().search(FINDING_TERMS.get(label, label), k=1)
+        if not hits or not hits[0].matched_term:
+            return None
+        c = hits[0].concept
+        return Coded(name=c.preferred_name, umls_cui=c.umls_cui, snomed_ct=c.snomed_ct, icd10cm=c.icd10cm)
 
     # -- studies and models -------------------------------------------------------------------------------------
 
@@ -391,6 +455,19 @@ class Vesalius:
 
 
 Audience = Literal["clinician", "patient"]
+ExportFormat = Literal["json", "fhir", "dicom-sr"]
+EXPORT_MEDIA = {"json": "application/json", "fhir": "application/fhir+json", "dicom-sr": "application/dicom"}
+EXPORT_SUFFIX = {"json": ".json", "fhir": ".fhir.json", "dicom-sr": ".dcm"}
+# A model's label where it alone would name the wrong concept (the breast model's "malignant" is a breast cancer).
+FINDING_TERMS = {"malignant": "breast cancer"}
+
+
+@dataclass(frozen=True)
+class Export:
+    data: bytes
+    media_type: str
+    suffix: str
+    findings: Findings
 
 
 def _thread_values(

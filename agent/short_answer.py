@@ -55,6 +55,12 @@ _SAID = {
     "ultrasound": (r"ultrasound", r"sonogra", r"\bus\b"),
     "pathology": (r"patholog", r"histolog", r"microscop", r"\bslide\b"),
 }
+# "Has the pneumonia cleared?": a yes means the finding is absent. "Has it improved?" compares with an earlier
+# film, which one film's probability cannot answer.
+_ABSENCE = re.compile(
+    r"\b(cleared|clear(ed)? up|resolved|gone( away)?|disappeared|ruled out|excluded|free of|no longer)\b"
+)
+_CHANGE = re.compile(r"\b(improv\w*|better|worse|worsen\w*|progress\w*|changed?|bigger|smaller|grown|shrunk)\b")
 # A classifier's positive class, and the words that name it in a question.
 _FINDING_WORDS = {"pneumonia": (r"pneumon",), "malignant": (r"malignan", r"cancer", r"carcinom")}
 
@@ -129,10 +135,13 @@ def _finding(q: str, tools: list[ToolResult]) -> ShortAnswer | None:
             continue  # no operating point, or an image unlike the training images: no yes or no from it
         if not _said(q, _FINDING_WORDS.get(p.label, (re.escape(p.label),))):
             continue
-        yes = p.above_threshold
+        if _CHANGE.search(q):
+            return None
+        present = p.above_threshold
+        yes = present != bool(_ABSENCE.search(q))
         return ShortAnswer(
             text="yes" if yes else "no",
-            probability=round(p.probability if yes else 1 - p.probability, 4),
+            probability=round(p.probability if present else 1 - p.probability, 4),
             source=t.tool,
             # Its calibration was measured on validation images like its training data: say so where it is read.
             basis=f"probability of {p.label} {shown(p.probability)} against the model's threshold {p.threshold:.2f}, "

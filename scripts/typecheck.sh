@@ -14,6 +14,8 @@ modules=(
     vesalius.agent.batch vesalius.agent.schema vesalius.agent.state vesalius.agent.cli vesalius.agent.kb_cli
     vesalius.agent.planner vesalius.agent.follow_up vesalius.agent.compare vesalius.agent.claims vesalius.agent.context
     vesalius.agent.vlm_client vesalius.agent.local_model vesalius.agent.nodes.route vesalius.agent.nodes.tools
+    vesalius.agent.findings vesalius.agent.context_files vesalius.agent.fhir_report vesalius.agent.fhir_context
+    vesalius.agent.sr_report vesalius.agent.sr_context vesalius.vision.study vesalius.vision.deid
     vesalius.vision.errors vesalius.vision.tools.base vesalius.vision.tools.registry
     vesalius.retrieval.errors vesalius.retrieval.sources.base vesalius.retrieval.choices vesalius.eval.routing vesalius.eval.routing_halves
     vesalius.server.app vesalius.server.studies vesalius.server.guards vesalius.server.uploads vesalius.server.run

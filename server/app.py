@@ -30,8 +30,10 @@ from starlette.exceptions import HTTPException
 from vesalius import __version__
 from vesalius.agent.answer import Answer, Turn
 from vesalius.agent.config import Settings, load_settings
+from vesalius.agent.context import ClinicalContext
+from vesalius.agent.context_files import MAX_FILE_BYTES, context_from_bytes
 from vesalius.agent.conversations import THREAD_ID
-from vesalius.agent.service import Vesalius
+from vesalius.agent.service import EXPORT_MEDIA, ExportFormat, Vesalius
 from vesalius.errors import VesaliusError
 from vesalius.server.guards import JSON_BODY_BYTES, BodyLimit, RateLimiter, token_matches
 from vesalius.server.studies import StudyStore
@@ -43,6 +45,9 @@ from vesalius.vision.windows import auto_window, parse_window
 
 log = logging.getLogger("vesalius.server")
 UPLOAD_PATH = "/api/studies"
+CONTEXT_PATH = "/api/threads/{thread_id}/context"
+_CONTEXT_PATH = re.compile(r"/api/threads/[^/]+/context")
+CONTEXT_MEDIA = ("text/plain", "application/fhir+json", "application/json", "application/dicom")
 _HEATMAP = re.compile(r"[A-Za-z0-9._-]{1,200}\.png")
 
 
@@ -54,7 +59,9 @@ class StudyCreated(BaseModel):
 class NewThread(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    study_id: str = Field(max_length=64)
+    study_id: str | None = Field(
+        None, max_length=64, description="an uploaded study; leave it out for questions about medicine in general"
+    )
     audience: Literal["clinician", "patient"] = "clinician"
     modality: str | None = Field(None, max_length=16, description="labels a plain image (CR, CT ...)")
     series: int | None = Field(None, ge=0, le=2**31 - 1)
@@ -119,7 +126,13 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
         responses=_ERRORS,
     )
     max_upload = settings.max_upload_mb * 1024**2
-    app.add_middleware(BodyLimit, limit_for=lambda path: max_upload if path == UPLOAD_PATH else JSON_BODY_BYTES)
+
+    def body_limit(path: str) -> int:
+        if path == UPLOAD_PATH:
+            return max_upload
+        return MAX_FILE_BYTES if _CONTEXT_PATH.fullmatch(path) else JSON_BODY_BYTES
+
+    app.add_middleware(BodyLimit, limit_for=body_limit)
 
     def caller(request: Request) -> str:
         if settings.api_token:
@@ -282,11 +295,54 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
 
     @app.post("/api/threads", status_code=201, dependencies=guarded)
     def new_thread(body: NewThread) -> ThreadCreated:
-        path, modality = source(body.study_id)
+        path, modality = source(body.study_id) if body.study_id else (None, None)
         thread_id = vesalius.start_thread(
             path, audience=body.audience, modality=body.modality or modality, series=body.series, window=body.window
         )
         return ThreadCreated(thread_id=thread_id)
+
+    @app.put(
+        CONTEXT_PATH,
+        dependencies=guarded,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {kind: {"schema": {"type": "string", "format": "binary"}} for kind in CONTEXT_MEDIA},
+            }
+        },
+    )
+    async def put_context(thread_id: str, request: Request) -> ClinicalContext:
+        """Give the thread clinical context for its next questions: a text report or history (text/plain), a FHIR
+        R4 DiagnosticReport/Observation or a Bundle of them (application/fhir+json or application/json), or a DICOM
+        SR (application/dicom). Returns the context as kept: read, de-identified, bounded."""
+        stored(thread_id)
+        data = await request.body()
+        if not data:
+            raise _Problem(400, "the context is empty", "Send the report or history as the request body")
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in CONTEXT_MEDIA:
+            raise _Problem(
+                415, f"a context of type {kind[:60]!r} is not read", f"Send one of: {', '.join(CONTEXT_MEDIA)}"
+            )
+        text = await asyncio.to_thread(context_from_bytes, data, "the request body")
+        return await asyncio.to_thread(vesalius.set_context, thread_id, text)
+
+    @app.get(
+        "/api/threads/{thread_id}/export",
+        dependencies=guarded,
+        response_class=Response,
+        responses={200: {"content": {media: {} for media in EXPORT_MEDIA.values()}}},
+    )
+    def export(thread_id: str, format: ExportFormat = "fhir") -> Response:
+        """The findings of the thread's latest answer: a FHIR R4 Bundle, a DICOM SR citing the de-identified study,
+        or the findings as JSON."""
+        if not stored(thread_id).get("answer"):
+            raise _Problem(409, f"conversation {thread_id} has no answer yet", "Ask a question in it first")
+        result = vesalius.export(thread_id, format)
+        name = f"vesalius-{thread_id}{result.suffix}"
+        return Response(
+            result.data, media_type=result.media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        )
 
     def stored(thread_id: str) -> dict:
         values = vesalius.thread(_thread_id(thread_id))
@@ -325,7 +381,7 @@ def create_app(settings: Settings | None = None, agent: Vesalius | None = None) 
         values = stored(thread_id)
         study_id = studies.study_id_of(values.get("study_path"))
         heatmaps = studies.heatmaps(study_id) if study_id else None
-        if study_id is None or heatmaps is None:
+        if values.get("study_path") and (study_id is None or heatmaps is None):
             raise _Problem(
                 410, "the study of this conversation was deleted", "Upload the study again and start a new thread"
             )
@@ -401,10 +457,11 @@ def _thread_id(thread_id: str) -> str:
     return thread_id
 
 
-def _public(answer: Answer, study_id: str) -> dict[str, Any]:
+def _public(answer: Answer, study_id: str | None) -> dict[str, Any]:
     """The Answer as JSON, with heatmap files named by their URL (a server's folders are nobody else's business)."""
     data = answer.model_dump(mode="json")
-    data["study"]["study_id"] = study_id
+    if data["study"] is not None:  # None: a conversation about medicine, with no study
+        data["study"]["study_id"] = study_id
     for tool in data.get("tools") or []:
         if tool.get("heatmap_path"):
             tool["heatmap_path"] = f"/api/studies/{study_id}/heatmaps/{Path(tool['heatmap_path']).name}"

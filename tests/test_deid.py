@@ -271,6 +271,26 @@ def test_uids_are_replaced_consistently_across_datasets_and_calls():
     assert r2.uids_replaced == r1.uids_replaced
 
 
+def test_a_de_identified_copy_read_again_keeps_its_uids_and_a_foreign_one_is_replaced():
+    # The server keeps de-identified copies and reads them again: a report about the copy must cite the copy's UIDs.
+    once = ct()
+    deidentify(once, STRICT)
+    twice = ct()
+    deidentify(twice, STRICT)
+    record = deidentify(twice, STRICT)
+    assert (twice.StudyInstanceUID, twice.SOPInstanceUID) == (once.StudyInstanceUID, once.SOPInstanceUID)
+    assert record.uids_replaced == 0
+    # A UID of the same form that this key did not make (another site's, or a forged one) is still replaced.
+    foreign = ct(StudyInstanceUID="2.25.1234567890123456789012345678901234567")
+    deidentify(foreign, STRICT)
+    assert foreign.StudyInstanceUID != "2.25.1234567890123456789012345678901234567"
+    other = ct()
+    deidentify(other, DeidOptions(key=b"another key of 32 random bytes!!"))
+    before = other.StudyInstanceUID
+    deidentify(other, STRICT)
+    assert other.StudyInstanceUID != before  # replaced under one key, still replaced under another
+
+
 def test_real_file_keeps_its_classes_and_transfer_syntax(ct_path):
     ds = pydicom.dcmread(ct_path)
     sop_uid = ds.SOPInstanceUID

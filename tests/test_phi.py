@@ -3,12 +3,15 @@ none of its identifying values may appear in the logs, the conversation store, t
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import re
 import shutil
 import warnings
 
 import pydicom
+import pytest
 
 from vesalius.agent.service import Vesalius
 from vesalius.vision import StudyError
@@ -88,3 +91,79 @@ def test_no_identifying_value_reaches_logs_store_caches_or_answers(shared_data, 
         if value.encode("utf-8", "ignore") in blob
     }
     assert not leaks, sorted(leaks)[:10]
+
+
+# Identifiers written into clinical context, in each form it can take: text, a FHIR report, a DICOM SR.
+CONTEXT_PHI = (
+    "Jane Roe",
+    "Roe^Jane",  # "Roe" alone is three bytes that a PNG or an index holds by chance
+    "88812345",
+    "2019-04-02",
+    "02/04/2019",
+    "jane.roe@example.org",
+    "Alan Grey",
+)
+TEXT_CONTEXT = (
+    "Patient name: Jane Roe, born 02/04/2019, MRN 88812345, mother's email jane.roe@example.org. "
+    "Referred by Dr. Alan Grey with cough and fever for three days."
+)
+
+
+def _fhir_context(path) -> bytes:
+    patient = {"resourceType": "Patient", "name": [{"family": "Roe", "given": ["Jane"]}], "birthDate": "2019-04-02",
+               "identifier": [{"value": "88812345"}]}  # fmt: skip
+    report = {
+        "resourceType": "DiagnosticReport",
+        "status": "final",
+        "code": {"text": "Chest X-ray"},
+        "subject": {"reference": "urn:uuid:0b9e4c6e-1111-4111-8111-000000000001"},
+        "effectiveDateTime": "2019-04-02",
+        "conclusion": "Small left pleural effusion. Reported by Dr. Alan Grey.",
+    }
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:0b9e4c6e-1111-4111-8111-000000000001", "resource": patient},
+        {"fullUrl": "urn:uuid:0b9e4c6e-1111-4111-8111-000000000002", "resource": report},
+    ]}  # fmt: skip
+    path.write_text(json.dumps(bundle))
+    return path
+
+
+def _sr_context(agent, ct_path, path):
+    """An SR Vesalius wrote, given identifiers in its header as a hospital's copy would carry them."""
+    first = agent.ask("Is there a pleural effusion?", study=ct_path)
+    ds = pydicom.dcmread(io.BytesIO(agent.export(first.thread_id, "dicom-sr").data))
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Roe^Jane", "88812345", "20190402"
+    ds.save_as(path)
+    return path
+
+
+@pytest.mark.vllm
+def test_identifiers_in_clinical_context_reach_no_prompt_log_store_or_export(
+    make_settings, vllm_server, ct_path, tmp_path, caplog
+):
+    from vesalius.agent.context_files import read_context_file
+
+    caplog.set_level(logging.DEBUG)
+    settings = make_settings(vlm_url=vllm_server.url, vlm_model=vllm_server.model, vlm_max_tokens=8)
+    blobs: list[tuple[str, bytes]] = []
+    with Vesalius(settings) as agent:
+        contexts = {
+            "text": TEXT_CONTEXT,
+            "fhir": read_context_file(_fhir_context(tmp_path / "prior.json")),
+            "dicom-sr": read_context_file(_sr_context(agent, ct_path, tmp_path / "prior.dcm")),
+        }
+        for kind, context in contexts.items():
+            a = agent.ask("Is there an effusion?", study=ct_path, context=context)
+            [trace] = agent.traces(a.thread_id)
+            assert a.context is not None and (kind == "dicom-sr" or "[name]" in a.context.text)
+            assert trace.prompt, "the model was not asked, so the prompt was not checked"
+            blobs += [
+                (f"{kind} prompt", json.dumps(trace.prompt).encode()),
+                (f"{kind} answer", a.model_dump_json().encode()),
+            ]
+            blobs += [(f"{kind} {f} export", agent.export(a.thread_id, f).data) for f in ("json", "fhir", "dicom-sr")]
+    assert "effusion" in contexts["fhir"].lower()
+    stores = [p for d in (settings.data_dir, settings.cache_dir) for p in d.rglob("*") if p.is_file()]
+    blobs += [(str(p), p.read_bytes()) for p in stores] + [("log", caplog.text.encode())]
+    leaks = [(where, value) for where, blob in blobs for value in CONTEXT_PHI if value.encode() in blob]
+    assert not leaks, leaks[:10]

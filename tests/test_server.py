@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 import time
 import zipfile
@@ -373,3 +374,57 @@ def test_an_oversized_or_empty_context_over_the_api_is_refused(http, ct_study):
         refused = http.post(f"/api/threads/{thread}/messages", json={"question": "Is it normal?", "context": context})
         assert 400 <= refused.status_code < 500 and refused.json()["hint"], refused.text
     assert http.get(f"/api/threads/{thread}").json()["turns"] == []  # nothing stored from the refused messages
+
+
+def test_a_conversation_without_a_study_and_a_report_as_context(server, http, ct_study):
+    thread = http.post("/api/threads", json={"audience": "patient"}).json()["thread_id"]
+    assert http.get(f"/api/threads/{thread}").json()["study_id"] is None
+    report = {
+        "resourceType": "DiagnosticReport",
+        "status": "final",
+        "code": {"text": "Chest X-ray"},
+        "conclusion": "Small left pleural effusion. Reported by Dr. Alan Grey.",
+    }
+    kept = http.put(
+        f"/api/threads/{thread}/context", content=json.dumps(report), headers={"Content-Type": "application/fhir+json"}
+    )
+    assert kept.status_code == 200, kept.text
+    assert "pleural effusion" in kept.json()["text"] and "Grey" not in kept.text
+    answer = http.post(f"/api/threads/{thread}/messages", json={"question": "What is a pleural effusion?"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["study"] is None and not any(t["applied"] for t in body["tools"])
+    assert body["context"]["text"] == kept.json()["text"]
+    assert "doctor" in body["answer"].lower()
+    fhir = http.get(f"/api/threads/{thread}/export", params={"format": "fhir"})
+    assert fhir.status_code == 200 and fhir.headers["content-type"].startswith("application/fhir+json")
+    assert json.loads(fhir.text)["resourceType"] == "Bundle"
+    # A study joins the thread later, and its findings go out as a DICOM SR citing the de-identified copy's UIDs.
+    later = http.post(f"/api/threads/{thread}/messages", json={"question": "Is it normal?", "study_id": ct_study})
+    assert later.status_code == 200 and later.json()["study"]["study_id"] == ct_study, later.text
+    sr = http.get(f"/api/threads/{thread}/export", params={"format": "dicom-sr"})
+    assert sr.status_code == 200 and sr.headers["content-type"] == "application/dicom"
+    ds = pydicom.dcmread(io.BytesIO(sr.content))
+    # The study store keeps a de-identified copy; read again, it keeps its UIDs, and the report cites them.
+    [copy] = [p for p in _files_under(server.store) if p.parent.name == ct_study and p.suffix == ".dcm"]
+    assert ds.StudyInstanceUID == pydicom.dcmread(copy).StudyInstanceUID
+
+
+def test_context_and_export_mistakes_get_one_line(http, ct_study):
+    thread = http.post("/api/threads", json={"study_id": ct_study}).json()["thread_id"]
+    url = f"/api/threads/{thread}/context"
+    cases = [
+        (http.put(url, content=b"fever", headers={"Content-Type": "image/png"}), 415),
+        (http.put(url, content=b"", headers={"Content-Type": "text/plain"}), 400),
+        (http.put(url, content=b'{"resourceType": "Observation"}', headers={"Content-Type": "application/json"}), 400),
+        (http.put(url, content=b"\xff\xfe fever", headers={"Content-Type": "text/plain"}), 400),
+        (http.put(url, content=b"x" * (17 * 2**20), headers={"Content-Type": "application/dicom"}), 413),
+        (http.put("/api/threads/nothere/context", content=b"fever", headers={"Content-Type": "text/plain"}), 404),
+        (http.get(f"/api/threads/{thread}/export", params={"format": "fhir"}), 409),
+        (http.get(f"/api/threads/{thread}/export", params={"format": "hl7v2"}), 422),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, (response.request.url, response.status_code, response.text)
+        body = response.json()
+        assert set(body) == {"error", "hint"} and "\n" not in body["error"] and "Traceback" not in body["error"]
+    assert http.get(f"/api/threads/{thread}").json()["turns"] == []

@@ -128,3 +128,21 @@ def test_the_model_short_answer_is_its_own_line_bounded(text, short):
     assert (got.text if got else None) == short
     if got:
         assert got.source == "medgemma" and got.kind == "model" and got.probability is None
+
+
+@pytest.mark.parametrize(
+    ("question", "p", "text"),
+    [
+        ("Has the pneumonia cleared?", 0.9, "no"),  # the finding is there: it has not cleared
+        ("Has the pneumonia cleared?", 0.1, "yes"),
+        ("Is the pneumonia gone?", 0.9, "no"),
+        ("Is there still pneumonia?", 0.9, "yes"),
+        ("Has the pneumonia improved?", 0.9, None),  # one film cannot say what changed
+    ],
+)
+def test_a_question_about_a_finding_going_away_is_answered_the_right_way_round(question, p, text):
+    short = short_answer(question, FILM, [pneumonia(p)])
+    assert (short.text if short else None) == text
+    if short is not None:
+        # the chance that the model's reading (present or absent) is right, whichever way the question is put
+        assert short.probability == pytest.approx(p if p >= 0.5 else 1 - p)

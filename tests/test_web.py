@@ -138,3 +138,34 @@ def test_a_second_study_is_compared_in_the_same_conversation(browser, web_server
     assert "image_quality" in page.inner_text(".claims")  # each sentence with what supports it
     page.screenshot(path=str(ARTIFACTS / "web-compare.png"), full_page=True)
     page.close()
+
+
+def test_a_question_without_a_study_with_a_report_as_context_and_an_export(browser, web_server, tmp_path):
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(web_server.url)
+    page.evaluate(f"sessionStorage.setItem('vesalius-token', {TOKEN!r})")
+    report = tmp_path / "prior.json"
+    report.write_text(
+        '{"resourceType": "DiagnosticReport", "status": "final", "code": {"text": "Chest X-ray"}, '
+        '"conclusion": "Small left pleural effusion. Reported by Dr. Alan Grey."}'
+    )
+    page.click("#context-panel summary")
+    page.set_input_files("#context-file", str(report))
+    page.click("#context-button")
+    page.wait_for_function("document.getElementById('context-status').textContent.includes('de-identified')")
+    kept = page.inner_text("#context-status")
+    assert "Small left pleural effusion" in kept and "Grey" not in kept
+    page.fill("#question", "What is a pleural effusion?")  # no study opened: a question about medicine
+    page.click("#ask-button")
+    page.wait_for_selector(".direct", timeout=120_000)
+    assert page.inner_text(".direct").startswith("Pleural effusion")
+    assert "Small left pleural effusion" in page.inner_text("#messages")
+    page.wait_for_selector("#exports:not([hidden])")
+    with page.expect_download() as download:
+        page.click("#exports button[data-format=fhir]")
+    saved = tmp_path / "export.json"
+    download.value.save_as(saved)
+    assert '"resourceType": "Bundle"' in saved.read_text()
+    page.screenshot(path=str(ARTIFACTS / "web-context.png"), full_page=True)
+    context.close()

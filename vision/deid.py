@@ -156,13 +156,31 @@ def merge_records(records: Iterable[DeidRecord]) -> DeidRecord:
 
 
 def _new_uid(uid: str, key: bytes) -> str:
-    """The replacement of a UID: "2.25." and the first 128 bits of HMAC-SHA256(key, uid) as a decimal number
-    (PS3.5 B.2). Well-known standard UIDs (SOP classes, transfer syntaxes ...) are returned unchanged."""
+    """The replacement of a UID: "2.25." and a 128-bit number (PS3.5 B.2): 96 bits of HMAC-SHA256(key, uid) and a
+    32-bit keyed tag of those, so that a UID this key already replaced is recognised and kept. De-identifying twice
+    (a stored de-identified copy read again) then gives the copy's own UIDs, which reports about it must cite; a
+    file cannot pass its real UIDs off as replaced without the key. Well-known standard UIDs (SOP classes, transfer
+    syntaxes ...) are returned unchanged."""
     uid = uid.strip("\0 ")
-    if not uid or uid in UID_dictionary or uid.startswith(_DICOM_ROOT):
+    if not uid or uid in UID_dictionary or uid.startswith(_DICOM_ROOT) or _replaced_by(uid, key):
         return uid
-    digest = hmac.new(key, uid.encode("ascii", "replace"), hashlib.sha256).digest()
-    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+    body = hmac.new(key, uid.encode("ascii", "replace"), hashlib.sha256).digest()[:12]
+    return f"2.25.{int.from_bytes(body + _uid_tag(body, key), 'big')}"
+
+
+def _uid_tag(body: bytes, key: bytes) -> bytes:
+    return hmac.new(key, b"vesalius replaced uid:" + body, hashlib.sha256).digest()[:4]
+
+
+def _replaced_by(uid: str, key: bytes) -> bool:
+    digits = uid[5:]
+    if not uid.startswith("2.25.") or not digits.isdigit() or len(digits) > 39:
+        return False
+    value = int(digits)
+    if value >= 2**128:
+        return False
+    raw = value.to_bytes(16, "big")
+    return hmac.compare_digest(raw[12:], _uid_tag(raw[:12], key))
 
 
 @dataclass(frozen=True)
@@ -380,7 +398,7 @@ def _text(ds: Dataset, tag: int) -> str:
 
 def _burned_in_annotation(ds: Dataset) -> Literal["NO", "YES", "unknown"]:
     value = _text(ds, 0x00280301).upper()
-    return value if value in ("YES", "NO") else "unknown"
+    return "YES" if value == "YES" else "NO" if value == "NO" else "unknown"
 
 
 def _declare(ds: Dataset, options: list[str], shifted: bool) -> None:

@@ -16,7 +16,7 @@ from vesalius.vision.deid import DeidRecord, deidentify
 from vesalius.vision.dicom_read import guarded, has_pixels, no_pixels_error, number, text
 from vesalius.vision.errors import StudyError
 from vesalius.vision.options import IngestOptions
-from vesalius.vision.study import FrameSource, Study, StudySummary
+from vesalius.vision.study import DicomRef, FrameSource, Study, StudySummary
 from vesalius.vision.windows import VoiLut, Window, auto_window
 
 _WHOLE_DECODE_VALUES = 32_000_000  # up to ~64 MB of 16-bit stored values decoded at once for a native cine
@@ -58,7 +58,8 @@ def load_file(
             slice_spacing_mm=_spacing_of_frames(ds, frames) if stack == "volume" else None,
             **header_facts(ds, record, notes),
         )
-        sources = tuple(FrameSource(name, f if multi else None) for f in frames)
+        ref = DicomRef.of(ds)
+        sources = tuple(FrameSource(name, f if multi else None, ref) for f in frames)
         return finish(
             path,
             summary,

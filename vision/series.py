@@ -30,7 +30,7 @@ from vesalius.vision.errors import LimitError, StudyError
 from vesalius.vision.options import IngestOptions
 from vesalius.vision.sniff import HEAD_BYTES, is_dicom
 from vesalius.vision.source import Budget, Spool, TooLargeError, contained, open_regular, read_head
-from vesalius.vision.study import FrameSource, Study, StudySummary
+from vesalius.vision.study import DicomRef, FrameSource, Study, StudySummary
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class _Slice:
     position: np.ndarray | None
     orientation: np.ndarray | None
     instance: float | None
+    dicom: DicomRef | None
 
 
 def folder_members(root: Path, options: IngestOptions) -> Members:
@@ -296,6 +297,7 @@ def _read_headers(
                     position=px.position(header, None),
                     orientation=px.orientation(header, None),
                     instance=number(header, "InstanceNumber"),
+                    dicom=DicomRef.of(header),
                 )
         except LimitError:
             raise
@@ -426,7 +428,7 @@ def _stack(
         slice_spacing_mm=spacing,
         **header_facts(first, record, header_notes),
     )
-    sources = tuple(FrameSource(s.member.label) for s in slices)
+    sources = tuple(FrameSource(s.member.label, None, s.dicom) for s in slices)
     warnings = (*header_notes, *notes)
     return finish(path, summary, volume, sources, record, first, key_frame=None, colour_max=top, warnings=warnings)
 

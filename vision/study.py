@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel
 
+from vesalius.vision import coded
 from vesalius.vision.deid_record import DeidRecord
 from vesalius.vision.errors import StudyError
 from vesalius.vision.windows import VoiLut, Window, to_grey, to_uint8_range
@@ -76,11 +77,30 @@ class StudySummary(BaseModel):
 
 
 @dataclass(frozen=True)
+class DicomRef:
+    """The de-identified UIDs of a DICOM image (replaced by keyed HMAC at ingestion): what a report written about
+    the image may cite, matching the de-identified copy, never the source's own UIDs."""
+
+    study_uid: str
+    series_uid: str
+    sop_class_uid: str
+    sop_instance_uid: str
+
+    @classmethod
+    def of(cls, ds: object) -> DicomRef | None:
+        """From a de-identified dataset; None when one of the four is missing or not a valid UID."""
+        keywords = ("StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "SOPInstanceUID")
+        values = [coded.uid(getattr(ds, k, None), k, []) for k in keywords]
+        return cls(*values) if all(values) else None  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class FrameSource:
     """Where one image of the study came from: a file (relative to what the user opened) and its frame."""
 
     file: str
     frame: int | None = None  # None: a single-frame file
+    dicom: DicomRef | None = None  # DICOM images only
 
     def label(self) -> str:
         return self.file if self.frame is None else f"{self.file} frame {self.frame + 1}"

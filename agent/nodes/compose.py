@@ -8,7 +8,7 @@ from typing import Any
 from vesalius.agent.answer import Answer, Citation, LinkedConcept, ModelUse
 from vesalius.agent.claims import claims, without_unsupported
 from vesalius.agent.compare import Comparison, asks_to_compare, comparison_lead, findings
-from vesalius.agent.context import ClinicalContext, disagreements
+from vesalius.agent.context import ClinicalContext, asks_about_context, context_answer, disagreements
 from vesalius.agent.deps import Deps
 from vesalius.agent.direct import direct_answer
 from vesalius.agent.follow_up import FollowUp, follow_up_lead
@@ -336,6 +336,8 @@ def compose(state: AgentState, deps: Deps) -> dict[str, Any]:
             text = f"{text}\n\n{compared}"
     if lead:  # what a follow-up asks about the evidence comes first; the fresh reading of the image after it
         direct = f"{lead} {direct}" if follow_up and follow_up.kind == "side" else lead
+    elif context is not None and asks_about_context(state["question"]):  # "what did the earlier report say?"
+        direct = context_answer(context.text, patient)
     study = deps.view(state)
     found = claims(
         direct,

@@ -64,15 +64,55 @@ for (const radio of document.querySelectorAll("input[name=audience]")) {
   radio.addEventListener("change", async () => { if (state.study) await newThread(); });
 }
 
+// Without a study the thread answers questions about medicine; a study opened later starts a thread of its own.
 async function newThread() {
-  const body = JSON.stringify({ study_id: state.study.study_id, audience: audience() });
+  const body = JSON.stringify(state.study ? { study_id: state.study.study_id, audience: audience() } : { audience: audience() });
   const created = await (await api("/api/threads", {
     method: "POST", headers: { "Content-Type": "application/json" }, body,
   })).json();
   state.thread = created.thread_id;
   $("messages").replaceChildren();
-  $("question").disabled = false;
-  $("ask-button").disabled = false;
+  $("exports").hidden = true;
+  $("context-status").textContent = "";
+}
+
+$("context-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("context-file").files[0];
+  const text = $("context-text").value.trim();
+  if (!file && !text) return;
+  $("context-button").disabled = true;
+  try {
+    if (!state.thread) await newThread();
+    // The file goes as it is; the server tells a FHIR report or a DICOM SR from a text one by its content.
+    const type = file ? (/\.(dcm|sr)$/i.test(file.name) ? "application/dicom" : /\.json$/i.test(file.name) ? "application/fhir+json" : "text/plain") : "text/plain";
+    const kept = await (await api(`/api/threads/${state.thread}/context`, {
+      method: "PUT", headers: { "Content-Type": type }, body: file || text,
+    })).json();
+    $("context-status").textContent = `Context kept for this conversation (de-identified): ${kept.text}`;
+    $("context-status").className = "";
+  } catch (error) {
+    $("context-status").textContent = error.message;
+    $("context-status").className = "error";
+  } finally {
+    $("context-button").disabled = false;
+  }
+});
+
+for (const button of document.querySelectorAll("#exports button")) {
+  button.addEventListener("click", async () => {
+    const format = button.dataset.format;
+    try {
+      const response = await api(`/api/threads/${state.thread}/export?format=${format}`);
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(await response.blob());
+      link.download = `vesalius-${state.thread}${format === "dicom-sr" ? ".dcm" : format === "fhir" ? ".fhir.json" : ".json"}`;
+      link.click();
+      URL.revokeObjectURL(link.href);
+    } catch (error) {
+      $("progress").textContent = error.message;
+    }
+  });
 }
 
 function describe(summary) {
@@ -169,8 +209,11 @@ async function showHeatmap(url) {
 $("ask-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const question = $("question").value.trim();
-  if (!question || !state.thread) return;
+  if (!question) return;
   $("ask-button").disabled = true;
+  if (!state.thread) {
+    try { await newThread(); } catch (error) { $("progress").textContent = error.message; $("ask-button").disabled = false; return; }
+  }
   const item = document.createElement("li");
   const asked = document.createElement("p");
   asked.className = "question";
@@ -181,6 +224,8 @@ $("ask-form").addEventListener("submit", async (event) => {
     const answer = await ask(question);
     item.append(renderAnswer(answer));
     $("question").value = "";
+    $("exports").hidden = Boolean(answer.clarification);
+    $("exports").querySelector("[data-format=dicom-sr]").hidden = !answer.study;  // an SR is filed with a study
     const heat = (answer.tools || []).find((t) => t.heatmap_path);
     if (heat) await showHeatmap(heat.heatmap_path);
   } catch (error) {
