@@ -90,8 +90,10 @@ def to_fhir(f: Findings) -> Json:
     return bundle
 
 
-def validate_fhir(data: Json) -> None:
-    """Raise one `AgentError` line naming the first problem when `data` is not a valid FHIR R4 resource or Bundle."""
+def validate_fhir(data: Json, *, whole: bool = True) -> None:
+    """Raise one `AgentError` line naming the first problem when `data` is not a valid FHIR R4 resource or Bundle.
+    `whole`: every reference inside a bundle must name one of its entries (an export must be whole; a report taken
+    from an EHR points at a Patient or Practitioner it leaves out, which context never reads anyway)."""
     if not isinstance(data, dict):
         raise AgentError("the FHIR data is not a JSON object", "Give one FHIR R4 resource or Bundle as a JSON object")
     _check_shape(data)
@@ -108,7 +110,7 @@ def validate_fhir(data: Json) -> None:
         raise AgentError(f"the FHIR {kind} nests too deeply to read", "Give a report as an EHR writes it") from None
     problem = _choice_problem(parsed, str(kind))
     if problem is None and isinstance(parsed, Bundle):
-        problem = _reference_problem(parsed)
+        problem = _reference_problem(parsed, whole)
     if problem is not None:
         raise AgentError(f"the FHIR {kind} is not valid R4: {problem}", "Give a FHIR R4 (4.0.1) JSON resource")
 
@@ -441,9 +443,8 @@ def _choice_problem(parsed: Resource, kind: str) -> str | None:
     return None
 
 
-def _reference_problem(bundle: Bundle) -> str | None:
-    """The first reference inside `bundle` that names no entry: an export must be whole, and a report read as
-    context is only linked through its own entries."""
+def _reference_problem(bundle: Bundle, whole: bool) -> str | None:
+    """Two entries with one fullUrl; with `whole`, the first reference inside `bundle` that names no entry."""
     entries = bundle.entry or []
     known: set[str] = set()
     for i, entry in enumerate(entries):
@@ -452,7 +453,7 @@ def _reference_problem(bundle: Bundle) -> str | None:
             return f"Bundle.entry[{i}].fullUrl repeats another entry's fullUrl"
         known |= keys
     for i, entry in enumerate(entries):
-        if entry.resource is None:
+        if entry.resource is None or not whole:
             continue
         contained = {f"#{c.id}" for c in getattr(entry.resource, "contained", None) or [] if c.id} | {"#"}
         for node, where in _walk(entry.resource, entry.resource.resource_type):

@@ -359,6 +359,20 @@ def test_a_prior_report_is_read_without_the_patient_the_reporter_or_the_dates():
     assert "Right lower lobe consolidation" in kept and "ICD-10-CM J18.9" in kept and "38.9 Cel" in kept
 
 
+def test_a_report_pointing_at_records_left_out_of_the_file_is_still_read():
+    # An EHR's bundle names its patient and reporter by reference without including them; context never reads
+    # either, so only an export (which must be whole) is refused for a reference that names no entry.
+    bundle = _prior_report()
+    bundle["entry"] = bundle["entry"][1:]
+    report = bundle["entry"][0]["resource"]
+    report["subject"] = {"reference": "Patient/8812"}
+    report["resultsInterpreter"] = [{"reference": "Practitioner/17"}]
+    text = fhir_context(json.dumps(bundle).encode(), "ehr.json")
+    assert "Right lower lobe consolidation" in text and "38.9" in text
+    with pytest.raises(AgentError, match="names no entry"):
+        validate_fhir(bundle)
+
+
 def test_a_single_report_or_observation_is_read_too():
     observation = _prior_report()["entry"][2]["resource"]
     assert fhir_context(json.dumps(observation).encode(), "t.json") == "Observations (FHIR): Body temperature 38.9 Cel."

@@ -49,6 +49,14 @@ def test_chat_starts_without_a_study(cli):
     chat = cli("chat", input="What is atelectasis?\n\n")
     assert chat.returncode == 0, chat.stderr
     assert "Atelectasis: " in chat.stdout and "conversation " in chat.stderr
+    # Context given to a chat goes with its first question and stays with the thread for the next ones.
+    told = cli(
+        "chat", "--json", "--context", "Mr. John Smith, known COPD", input="What is COPD?\nWhat did the history say?\n"
+    )
+    assert told.returncode == 0, told.stderr
+    first, second = (json.loads(line) for line in told.stdout.splitlines())
+    assert first["context"]["text"] == second["context"]["text"] == "[name], known COPD"
+    assert second["direct_answer"].startswith("The clinical context given (de-identified) says: [name], known COPD")
 
 
 def test_text_only_benchmarks_run_through_the_agent_without_a_study(cli, tmp_path):
