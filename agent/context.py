@@ -12,6 +12,7 @@ import re
 
 from pydantic import BaseModel, Field
 
+from vesalius.agent.claims import sentences
 from vesalius.agent.errors import AgentError
 from vesalius.vision.models.probability import shown
 from vesalius.vision.tools.base import ToolResult
@@ -135,7 +136,7 @@ def asks_about_context(question: str) -> bool:
 def context_answer(context: str, patient: bool) -> str:
     """The direct answer to a question about the context: what it says, first sentences, marked as its source."""
     said, total = "", 0
-    for sentence in re.split(r"(?<=[.!?])\s+", context):
+    for sentence in sentences(context):
         if total and total + len(sentence) > 400:
             said += " …"
             break

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from vesalius.agent.context import MAX_CONTEXT_CHARS
 from vesalius.agent.errors import AgentError
+from vesalius.vision.sniff import HEAD_BYTES, is_dicom
 
 MAX_TEXT_BYTES = 64 * 1024
 MAX_FILE_BYTES = 16 * 2**20  # a DICOM SR; a FHIR report is held to less by its reader
-_DICOM_MAGIC_AT = 128
 
 
 def read_context_file(path: Path) -> str:
@@ -33,7 +33,7 @@ def context_from_bytes(data: bytes, name: str) -> str:
     """The context in `data` (a file called `name`, for messages): a DICOM SR, a FHIR report or UTF-8 text."""
     if len(data) > MAX_FILE_BYTES:
         raise AgentError(f"the context file {name} is over 16 MB", "Give the report alone, not the images")
-    if data[_DICOM_MAGIC_AT : _DICOM_MAGIC_AT + 4] == b"DICM":
+    if is_dicom(data[:HEAD_BYTES]):
         from vesalius.agent.sr_context import sr_context
 
         return _bounded(sr_context(data, name))

@@ -82,14 +82,15 @@ def fhir_context(data: bytes, name: str) -> str:
             "Give the prior report and its observations only",
         )
     try:
-        validate_fhir(document, whole=False)  # what a report points at outside the file is never read
+        parsed = validate_fhir(document, whole=False)  # what a report points at outside the file is never read
     except AgentError as exc:
         raise AgentError(f"{exc.problem} (the FHIR file {name})", exc.remedy) from None
-    if kind == "DiagnosticReport":
-        return _text([DiagnosticReport(document)], [], {}, name)
-    if kind == "Observation":
-        return _text([], [Observation(document)], {}, name)
-    return _bundle_text(Bundle(document), name)
+    if isinstance(parsed, DiagnosticReport):
+        return _text([parsed], [], {}, name)
+    if isinstance(parsed, Observation):
+        return _text([], [parsed], {}, name)
+    assert isinstance(parsed, Bundle)  # the three kinds were checked above
+    return _bundle_text(parsed, name)
 
 
 def _parse(data: bytes, name: str) -> dict[str, Any]:

@@ -90,8 +90,9 @@ def to_fhir(f: Findings) -> Json:
     return bundle
 
 
-def validate_fhir(data: Json, *, whole: bool = True) -> None:
-    """Raise one `AgentError` line naming the first problem when `data` is not a valid FHIR R4 resource or Bundle.
+def validate_fhir(data: Json, *, whole: bool = True) -> Resource:
+    """`data` parsed, or one `AgentError` line naming the first problem when it is not a valid FHIR R4 resource or
+    Bundle.
     `whole`: every reference inside a bundle must name one of its entries (an export must be whole; a report taken
     from an EHR points at a Patient or Practitioner it leaves out, which context never reads anyway)."""
     if not isinstance(data, dict):
@@ -113,6 +114,7 @@ def validate_fhir(data: Json, *, whole: bool = True) -> None:
         problem = _reference_problem(parsed, whole)
     if problem is not None:
         raise AgentError(f"the FHIR {kind} is not valid R4: {problem}", "Give a FHIR R4 (4.0.1) JSON resource")
+    return parsed
 
 
 def entry_keys(url: str | None, resource: Resource | None) -> set[str]:
@@ -210,7 +212,7 @@ def _imaging_study(f: Findings, patient: str) -> Json:
 
 def _probability(p: ProbabilityFinding, patient: str, study: str | None) -> Json:
     code = _concept(p.concept, f"{p.label} probability")
-    notes = [f"Model card validation: {p.model.validation}"] + p.caveats
+    notes = [_validation(p.model.validation)] + p.caveats
     observation = _observation(code, p.model.name, p.model.version, patient, study)
     observation["valueQuantity"] = _quantity(p.probability, "probability", "1")
     if p.in_training_range is False:
@@ -244,7 +246,7 @@ def _anomaly(a: AnomalyFinding, size: tuple[int, int] | None, patient: str, stud
     if a.regions:
         observation["component"] = [c for i, r in enumerate(a.regions, 1) for c in _region(i, r)]
     grid = f" of the {size[1]} x {size[0]} pixel image" if size else ""
-    notes = [a.summary, f"Model card validation: {a.model.validation}"]
+    notes = [a.summary, _validation(a.model.validation)]
     if a.regions:
         notes.append(
             f"Regions are rectangles in pixels{grid}, origin top-left: components region N x, y, width, height."
@@ -278,6 +280,14 @@ def _observation(code: Json, model: str, version: str, patient: str, study: str 
     if study is not None:
         observation["derivedFrom"] = [{"reference": study}]
     return observation
+
+
+def _validation(card: str) -> str:
+    # A receiving system shows this beside the value: say where the numbers were measured, not only what they are.
+    return (
+        f"Model card validation, on images like the model's training data: {card}. These numbers are optimistic: "
+        "on images from other hospitals, devices or populations expect lower accuracy and a larger calibration error."
+    )
 
 
 def _concept(c: Coded | None, text: str) -> Json:

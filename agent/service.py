@@ -184,7 +184,7 @@ class Vesalius:
             # Everything that can fail on the input fails here, with a StudyError, before the thread is written.
             loaded = self.deps.study(study_path, modality, series, fresh=True) if study_path else None
             if follow_up and loaded is not None and study_path:
-                _same_study(known, loaded.summary.study_id, study_path, thread_id)
+                _same_study((known.get("study") or {}).get("study_id"), loaded.summary.study_id, study_path, thread_id)
             earlier = _prior(known, loaded.summary.study_id) if loaded is not None and not follow_up else None
             if prior is not None:
                 prior_path = str(Path(prior).resolve())
@@ -309,7 +309,7 @@ class Vesalius:
         study = None
         if values.get("study_path") and answer.study is not None:
             study = self.deps.study(values["study_path"], values.get("modality"), values.get("series"), fresh=True)
-            _same_study({"study": answer.study.model_dump()}, study.summary.study_id, values["study_path"], thread_id)
+            _same_study(answer.study.study_id, study.summary.study_id, values["study_path"], thread_id)
         found = findings(answer, study, self._coded, __version__)
         if format == "fhir":
             from vesalius.agent.fhir_report import to_fhir
@@ -509,10 +509,9 @@ def _prior(known: dict, study_id: str) -> dict[str, Any] | None:
     }
 
 
-def _same_study(known: dict, study_id: str, path: str, thread_id: str) -> None:
+def _same_study(before: str | None, study_id: str, path: str, thread_id: str) -> None:
     """A follow-up re-reads the study from its path: answering about other pixels under the same name would be a
-    silent wrong answer."""
-    before = (known.get("study") or {}).get("study_id")
+    silent wrong answer. `before` is the content id the thread (or its answer) was about."""
     if before and before != study_id:
         raise AgentError(
             f"the study of conversation {thread_id} has changed since it was opened: {path} now holds other "

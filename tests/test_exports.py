@@ -189,3 +189,19 @@ def test_a_prior_dicom_sr_is_context_too(cli, ct_path, tmp_path):
     image.write_bytes(ct_path.read_bytes())
     p = cli("ask", "--study", ct_path, "--context", f"@{image}", "Any change?")
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_hostile_report_files_given_as_context_are_one_line(cli, ct_path, tmp_path):
+    huge = tmp_path / "huge.dcm"
+    with huge.open("wb") as f:  # sparse: 17 MB that claims to be DICOM, past the 16 MB a report may be
+        f.write(b"\0" * 128 + b"DICM")
+        f.truncate(17 * 2**20)
+    json_bomb = tmp_path / "deep.json"
+    json_bomb.write_text("{" + '"a":[' * 50_000 + "]" * 50_000 + "}")
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    cases = [("/dev/zero", "not a file"), (huge, "over 16 MB"), (json_bomb, "FHIR"), (empty, "holds no report")]
+    for path, why in cases:
+        p = cli("ask", "--study", ct_path, "--context", f"@{path}", "Any change?")
+        assert p.returncode == 2 and why in p.stderr, (path, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr

@@ -428,3 +428,18 @@ def test_context_and_export_mistakes_get_one_line(http, ct_study):
         body = response.json()
         assert set(body) == {"error", "hint"} and "\n" not in body["error"] and "Traceback" not in body["error"]
     assert http.get(f"/api/threads/{thread}").json()["turns"] == []
+
+
+def test_context_given_twice_at_once_keeps_one_whole_and_the_thread(http, ct_study):
+    from concurrent.futures import ThreadPoolExecutor
+
+    thread = http.post("/api/threads", json={"study_id": ct_study}).json()["thread_id"]
+    assert http.post(f"/api/threads/{thread}/messages", json={"question": "Is it normal?"}).status_code == 200
+    texts = [f"history {i}: cough for {i} days" for i in range(6)]
+    url = f"/api/threads/{thread}/context"
+    with ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(lambda t: http.put(url, content=t, headers={"Content-Type": "text/plain"}), texts))
+    assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+    kept = http.post(f"/api/threads/{thread}/messages", json={"question": "And now?"}).json()["context"]["text"]
+    assert kept in texts  # one of them, whole, never a mixture
+    assert [t["question"] for t in http.get(f"/api/threads/{thread}").json()["turns"]] == ["Is it normal?", "And now?"]
